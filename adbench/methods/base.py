@@ -1,0 +1,76 @@
+"""The contract between the harness and a background-template method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from adbench.data.events import Events
+from adbench.windows import Window
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Truth-level samples that only the reference methods (``needs_truth = True``) receive.
+
+    Both are disjoint from the observed data and from the labelled test set.
+
+    Attributes:
+        background: held-out true background (the "extra QCD" of LHCO), any mass range.
+        signal: held-out signal events, any mass range.
+    """
+
+    background: Events
+    signal: Events
+
+
+class BackgroundModel:
+    """Base class of every method. Subclasses set the class attributes and implement ``fit`` and
+    either ``sample`` (``produces = "template"``) or ``score`` (``produces = "score"``).
+
+    Conventions (scikit-learn's): ``__init__`` only stores its keyword arguments, which include
+    ``device`` and ``seed``; learned state ends in ``_``; ``fit`` returns ``self``.
+
+    The harness calls, for a method trained once (``per_window = False``)::
+
+        model.fit(data, None)                     # timed once as the shared fit
+        for window in windows:
+            model.sample(masses, window)          # timed per window
+
+    and for a per-window method ``model.fit(data, window)`` before each window's ``sample``.
+    ``data`` is the observed data over the full mass range (background plus injected signal; its
+    ``label`` must not be read by a background-template method).
+    """
+
+    name: ClassVar[str]
+    #: The generative model in words, for the timing table ("flow matching", "optimal transport").
+    family: ClassVar[str] = ""
+    per_window: ClassVar[bool] = True
+    produces: ClassVar[Literal["template", "score"]] = "template"
+    needs_truth: ClassVar[bool] = False
+    #: Other names the registry resolves to this method (e.g. "sigma" for "sigma-context").
+    aliases: ClassVar[tuple[str, ...]] = ()
+
+    def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> BackgroundModel:
+        raise NotImplementedError
+
+    def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
+        """Background template at the given SR masses.
+
+        Args:
+            masses: (n,) dijet masses in TeV, inside ``window``.
+
+        Returns:
+            (n, d) float32 features in the original (physical) feature space.
+        """
+        raise NotImplementedError(f"{self.name} produces {self.produces}s, not templates")
+
+    def score(self, events: Events, window: Window) -> np.ndarray:
+        """(n,) anomaly scores of the test events (higher = more signal-like)."""
+        raise NotImplementedError(f"{self.name} produces {self.produces}s, not scores")
+
+    def info(self) -> dict[str, Any]:
+        """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""
+        return {}

@@ -1,0 +1,74 @@
+"""The fitted, invertible feature transform shared by all methods: min/max -> logit -> standardise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adbench.errors import DataError
+
+
+@dataclass
+class LogitScaler:
+    """Maps features to an unbounded, standardised space and back.
+
+    ``transform``: scale each feature into (margin, 1 - margin) using the fitted min/max, take the
+    logit, then standardise with the fitted mean and std. Values outside the fitted range are clipped
+    to it first, so the logit stays finite. ``inverse_transform`` undoes the three steps and always
+    returns values inside the fitted range.
+
+    Args:
+        margin: fraction of the unit interval kept free at both ends.
+    """
+
+    margin: float = 1e-3
+
+    def fit(self, x: np.ndarray) -> LogitScaler:
+        """x: (n, d)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise DataError(f"LogitScaler needs at least 2 events of shape (n, d), got {x.shape}")
+        if not np.isfinite(x).all():
+            raise DataError("LogitScaler: input has NaN or infinite values")
+        self.min_ = x.min(axis=0)
+        span = x.max(axis=0) - self.min_
+        self.span_ = np.where(span > 0, span, 1.0)
+        z = self._logit(x)
+        self.mean_ = z.mean(axis=0)
+        std = z.std(axis=0)
+        self.std_ = np.where(std > 0, std, 1.0)
+        return self
+
+    def _logit(self, x: np.ndarray) -> np.ndarray:
+        u = np.clip((x - self.min_) / self.span_, 0.0, 1.0)
+        u = self.margin + (1.0 - 2.0 * self.margin) * u
+        return np.log(u) - np.log1p(-u)
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, d) float32 in the standardised logit space."""
+        z = self._logit(np.asarray(x, dtype=np.float64))
+        return ((z - self.mean_) / self.std_).astype(np.float32)
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        """(n, d) standardised logit values -> (n, d) float32 features."""
+        z = np.asarray(z, dtype=np.float64) * self.std_ + self.mean_
+        u = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        u = (u - self.margin) / (1.0 - 2.0 * self.margin)
+        return (np.clip(u, 0.0, 1.0) * self.span_ + self.min_).astype(np.float32)
+
+    def state_dict(self) -> dict[str, list[float] | float]:
+        return {
+            "margin": self.margin,
+            "min_": self.min_.tolist(),
+            "span_": self.span_.tolist(),
+            "mean_": self.mean_.tolist(),
+            "std_": self.std_.tolist(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> LogitScaler:
+        scaler = cls(margin=float(state["margin"]))
+        for key in ("min_", "span_", "mean_", "std_"):
+            setattr(scaler, key, np.asarray(state[key], dtype=np.float64))
+        return scaler
