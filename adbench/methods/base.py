@@ -71,6 +71,20 @@ class BackgroundModel:
         """(n,) anomaly scores of the test events (higher = more signal-like)."""
         raise NotImplementedError(f"{self.name} produces {self.produces}s, not scores")
 
+    def fit_signature(self) -> str | None:
+        """Text that names this method's shared fit, or ``None``.
+
+        Methods trained once (``per_window = False``) whose training is identical (same model, same
+        hyper-parameters, same data) return the same text, e.g. v_data, sigma-linear and
+        sigma-context all train one CFM on all data. The harness then fits the first of them and
+        hands the fitted model to the others with ``share_fit_from``, so a scan trains it once.
+        """
+        return None
+
+    def share_fit_from(self, other: BackgroundModel) -> BackgroundModel:
+        """Adopt the fitted state of ``other`` (same ``fit_signature``) instead of fitting."""
+        raise NotImplementedError(f"{self.name} cannot share a fit")
+
     def info(self) -> dict[str, Any]:
         """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""
         return {}
