@@ -42,7 +42,11 @@ class ClassifierEnsemble:
         self.seed = seed
 
     def fit(self, x_pos: np.ndarray, x_neg: np.ndarray) -> ClassifierEnsemble:
-        """x_pos: (n1, d) label-1 events (SR data); x_neg: (n0, d) label-0 events (template)."""
+        """x_pos: (n1, d) label-1 events (SR data); x_neg: (n0, d) label-0 events (template).
+
+        Members differ by their seed, hence by the random validation subset used for early stopping
+        (scikit-learn keeps the trees grown until the stop, as in the published protocol).
+        """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x = np.concatenate([x_pos, x_neg]).astype(np.float32)
@@ -63,7 +67,7 @@ class ClassifierEnsemble:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """(n, d) -> (n,) mean predicted probability of label 1."""
+        """(n, d) -> (n,) mean predicted probability of label 1 (of the class-balanced problem)."""
         x = np.asarray(x, dtype=np.float32)
         return np.mean([model.predict_proba(x)[:, 1] for model in self.models_], axis=0)
 

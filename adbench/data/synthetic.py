@@ -3,9 +3,9 @@
 Background: mjj follows a falling dijet spectrum with a trigger turn-on,
 ``p(m) ~ sigmoid((m - m0) / w) (1 - x)^p2 x^(p3 + p4 ln x)``, ``x = m / 13 TeV``. The five features,
 each mapped to an unbounded variable ``z`` (log of the jet masses, logit of tau21, log of
-delta_R - 1.5), are Gaussian given ``L = ln(m / 3.5 TeV)``: means quadratic in ``L``, log-widths
-linear in ``L``, and a fixed correlation matrix. The signal is the same kind of model with its own
-parameters and an mjj peak (two Gaussians) near 3.5 TeV.
+delta_R - 1.5), follow a Gaussian mixture in (ln(m / 3.5 TeV), z) sampled conditionally on the mass,
+so their distributions move with mjj. The signal is a Gaussian mixture on (mjj, z) with its peak near
+3.5 TeV.
 
 All parameters are fitted to the first 100k real LHCO events by ``calibrate`` and shipped in
 ``synthetic_calibration.json`` (regenerate with ``adbench data calibrate-synthetic FILE``).
@@ -52,35 +52,70 @@ def from_latent(z: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class FeatureModel:
-    """Gaussian z | L: mean = c0 + c1 L + c2 L^2, log std = s0 + s1 L, correlation ``corr``."""
+class ConditionalMixture:
+    """Gaussian mixture on (L, z), L = ln(m / 3.5 TeV), sampled conditionally on the mass: given L,
+    a component is drawn with its posterior weight and z from that component's Gaussian z | L. Means
+    move linearly with L inside each component, and the mixture gives the non-Gaussian shapes."""
 
-    mean: list[list[float]]  # (5, 3)
-    log_std: list[list[float]]  # (5, 2)
-    corr: list[list[float]]  # (5, 5)
+    weights: list[float]  # (k,)
+    means: list[list[float]]  # (k, 6)
+    covariances: list[list[list[float]]]  # (k, 6, 6)
 
     @classmethod
-    def fit(cls, m: np.ndarray, x: np.ndarray, mean_degree: int = 2) -> FeatureModel:
-        L = np.log(m / M_PIVOT)
-        z = to_latent(x)
-        design = np.stack([np.ones_like(L), L, L**2], axis=1)[:, : mean_degree + 1]
-        coef, *_ = np.linalg.lstsq(design, z, rcond=None)  # (deg+1, 5)
-        coef = np.vstack([coef, np.zeros((3 - len(coef), 5))])
-        resid = z - np.stack([np.ones_like(L), L, L**2], axis=1) @ coef
-        # log |r| has mean log(std) + E[log|N(0,1)|] = log(std) - 0.635
-        s_coef, *_ = np.linalg.lstsq(design[:, :2], np.log(np.abs(resid) + 1e-12) + 0.635, rcond=None)
-        std = np.exp(design[:, :2] @ s_coef)
-        corr = np.corrcoef((resid / std).T)
-        return cls(coef.T.tolist(), s_coef.T.tolist(), corr.tolist())
+    def fit(cls, m: np.ndarray, x: np.ndarray, n_components: int = 8) -> ConditionalMixture:
+        from sklearn.mixture import GaussianMixture
+
+        data = np.column_stack([np.log(m / M_PIVOT), to_latent(x)])
+        gm = GaussianMixture(n_components, covariance_type="full", random_state=0, n_init=2).fit(data)
+        return cls(gm.weights_.tolist(), gm.means_.tolist(), gm.covariances_.tolist())
 
     def sample(self, m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(n,) masses -> (n, 5) features."""
         L = np.log(m / M_PIVOT)
-        mean = np.stack([np.ones_like(L), L, L**2], axis=1) @ np.asarray(self.mean).T
-        std = np.exp(np.stack([np.ones_like(L), L], axis=1) @ np.asarray(self.log_std).T)
-        chol = np.linalg.cholesky(np.asarray(self.corr))
-        eps = rng.standard_normal((len(m), 5)) @ chol.T
-        return from_latent(mean + std * eps)
+        weights, means, covs = (np.asarray(a) for a in (self.weights, self.means, self.covariances))
+        var_l = covs[:, 0, 0]
+        log_post = np.log(weights) - 0.5 * np.log(var_l) - 0.5 * (L[:, None] - means[:, 0]) ** 2 / var_l
+        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        cum = np.cumsum(post / post.sum(axis=1, keepdims=True), axis=1)
+        component = np.minimum((rng.random(len(L))[:, None] > cum).sum(axis=1), len(weights) - 1)
+        z = np.empty((len(L), 5))
+        for k in range(len(weights)):
+            rows = component == k
+            gain = covs[k, 1:, 0] / var_l[k]  # regression of z on L
+            cond_cov = covs[k, 1:, 1:] - np.outer(gain, covs[k, 0, 1:])
+            chol = np.linalg.cholesky(cond_cov)
+            mean = means[k, 1:] + (L[rows, None] - means[k, 0]) * gain
+            z[rows] = mean + rng.standard_normal((rows.sum(), 5)) @ chol.T
+        return from_latent(z)
+
+
+@dataclass
+class MixtureModel:
+    """Gaussian mixture on (mjj, z): the signal's mass peak, its sharp jet-mass peaks and its tails
+    (events where a jet lost a prong or the jets swapped roles) with their correlations."""
+
+    weights: list[float]  # (k,)
+    means: list[list[float]]  # (k, 6)
+    covariances: list[list[list[float]]]  # (k, 6, 6)
+
+    @classmethod
+    def fit(cls, m: np.ndarray, x: np.ndarray, n_components: int = 6) -> MixtureModel:
+        from sklearn.mixture import GaussianMixture
+
+        data = np.column_stack([m, to_latent(x)])
+        gm = GaussianMixture(n_components, covariance_type="full", random_state=0, n_init=2).fit(data)
+        return cls(gm.weights_.tolist(), gm.means_.tolist(), gm.covariances_.tolist())
+
+    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """n events -> masses (n,) and features (n, 5); masses kept inside the generator's range."""
+        weights = np.asarray(self.weights) / np.sum(self.weights)
+        component = rng.choice(len(weights), size=n, p=weights)
+        out = np.empty((n, 6))
+        for k in range(len(weights)):
+            rows = component == k
+            chol = np.linalg.cholesky(np.asarray(self.covariances[k]))
+            out[rows] = np.asarray(self.means[k]) + rng.standard_normal((rows.sum(), 6)) @ chol.T
+        return np.clip(out[:, 0], M_GRID[0], M_GRID[-1]), from_latent(out[:, 1:])
 
 
 @dataclass
@@ -88,27 +123,18 @@ class SyntheticModel:
     """All generator parameters; ``fit`` calibrates them on real labelled events."""
 
     background_mjj: list[float]  # m0, w, p2, p3, p4
-    background: FeatureModel
-    signal_mjj: list[float]  # weight, mean1, std1, mean2, std2
-    signal: FeatureModel
+    background: ConditionalMixture
+    signal: MixtureModel
     source: str = ""
 
     @classmethod
     def fit(cls, events: Events, source: str = "") -> SyntheticModel:
-        from sklearn.mixture import GaussianMixture
-
         events = events.with_features(ALL_FEATURES)
         bkg, sig = events.background(), events.signal()
-        gm = GaussianMixture(2, random_state=0).fit(sig.m[:, None])
-        order = np.argsort(gm.covariances_.ravel())
-        w = gm.weights_[order]
-        mu, sd = gm.means_.ravel()[order], np.sqrt(gm.covariances_.ravel()[order])
-        signal_mjj = [float(w[0]), float(mu[0]), float(sd[0]), float(mu[1]), float(sd[1])]
         return cls(
             background_mjj=_fit_mjj_spectrum(bkg.m),
-            background=FeatureModel.fit(bkg.m, bkg.x, mean_degree=2),
-            signal_mjj=signal_mjj,
-            signal=FeatureModel.fit(sig.m, sig.x, mean_degree=1),
+            background=ConditionalMixture.fit(bkg.m, bkg.x),
+            signal=MixtureModel.fit(sig.m, sig.x),
             source=source,
         )
 
@@ -120,9 +146,8 @@ class SyntheticModel:
         raw = json.loads(text)
         return cls(
             background_mjj=raw["background_mjj"],
-            background=FeatureModel(**raw["background"]),
-            signal_mjj=raw["signal_mjj"],
-            signal=FeatureModel(**raw["signal"]),
+            background=ConditionalMixture(**raw["background"]),
+            signal=MixtureModel(**raw["signal"]),
             source=raw.get("source", ""),
         )
 
@@ -133,11 +158,8 @@ class SyntheticModel:
         return Events(m, self.background.sample(m, rng), np.zeros(n, np.int8), ALL_FEATURES)
 
     def sample_signal(self, n: int, rng: np.random.Generator) -> Events:
-        weight, mu1, sd1, mu2, sd2 = self.signal_mjj
-        narrow = rng.random(n) < weight
-        m = np.where(narrow, rng.normal(mu1, sd1, n), rng.normal(mu2, sd2, n))
-        m = np.clip(m, M_GRID[0], M_GRID[-1])
-        return Events(m, self.signal.sample(m, rng), np.ones(n, np.int8), ALL_FEATURES)
+        m, x = self.signal.sample(n, rng)
+        return Events(m, x, np.ones(n, np.int8), ALL_FEATURES)
 
 
 def _mjj_density(m: np.ndarray, m0: float, w: float, p2: float, p3: float, p4: float) -> np.ndarray:

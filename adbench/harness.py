@@ -1,0 +1,335 @@
+"""The benchmark loop: for each seed x N_sig x method x window, fit, build the template, classify,
+score and time; one result record per task, appended as soon as it is finished."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from adbench.data.dataset import Dataset, Split
+from adbench.data.events import Events
+from adbench.environment import environment_summary
+from adbench.errors import ConfigError, DataError, MethodFailure
+from adbench.evaluate import ClassifierConfig, ClassifierEnsemble, two_sample_auc
+from adbench.masses import sample_masses
+from adbench.methods.base import BackgroundModel
+from adbench.methods.presets import Preset, load_preset
+from adbench.methods.registry import canonical_name, get_method_class
+from adbench.metrics import downsampled_curve, max_sic, roc_auc, sic_at_fpr
+from adbench.results import ResultStore, record_key
+from adbench.timing import Stopwatch
+from adbench.windows import Window
+
+log = logging.getLogger(__name__)
+MIN_TEST_EVENTS = 20  # per class in a window's test set
+HISTOGRAM_BINS = 40
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as the user asked for it: ``name`` or ``name:profile``."""
+
+    name: str
+    preset: Preset
+
+    @classmethod
+    def parse(cls, text: str, default_profile: str) -> MethodSpec:
+        name, _, profile = text.strip().partition(":")
+        canonical = canonical_name(name)
+        return cls(canonical, load_preset(canonical, profile or default_profile))
+
+    @property
+    def cls(self) -> type[BackgroundModel]:
+        return get_method_class(self.name)
+
+
+@dataclass
+class RunConfig:
+    methods: list[MethodSpec]
+    windows: list[Window]
+    n_sigs: list[int]
+    seeds: list[int]
+    output: Path
+    device: str = "cpu"
+    profile: str = "fast"
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    min_bkg: int = 25
+    command: str = ""
+
+
+@dataclass
+class RunSummary:
+    finished: int = 0
+    failed: int = 0
+    skipped: int = 0
+    output: Path | None = None
+
+
+def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
+    """Hash of everything that changes a task's numbers (not the seed, N_sig or window: those are
+    part of the record key)."""
+    payload = {
+        "dataset": dataset.name,
+        "features": list(dataset.features),
+        "reference_fraction": dataset.reference_fraction,
+        "method": spec.name,
+        "params": spec.preset.params,
+        "template": asdict(spec.preset.template),
+        "classifier": asdict(config.classifier),
+        "min_bkg": config.min_bkg,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_windows(dataset: Dataset, windows: list[Window]) -> None:
+    """Every window must lie inside the data's mass range and hold data events."""
+    m = dataset.events.m
+    low, high = float(m.min()), float(m.max())
+    for window in windows:
+        if window.high <= low or window.low >= high:
+            raise ConfigError(
+                f"{window} lies outside the mjj range of dataset {dataset.name!r} ({low:.2f}-{high:.2f} TeV)"
+            )
+        if not window.in_sr(m).any():
+            raise DataError(f"{window} holds no events of dataset {dataset.name!r}")
+
+
+def make_model(spec: MethodSpec, device: str, seed: int, classifier: ClassifierConfig) -> BackgroundModel:
+    params = dict(spec.preset.params)
+    accepted = inspect.signature(spec.cls.__init__).parameters
+    if "classifier" in accepted and "classifier" not in params:
+        params["classifier"] = classifier
+    unknown = [key for key in params if key not in accepted and not any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())]
+    if unknown:
+        raise ConfigError(f"preset of {spec.name} ({spec.preset.profile}) has unknown settings {unknown}")
+    return spec.cls(device=device, seed=seed, **params)
+
+
+def run_benchmark(
+    dataset: Dataset,
+    config: RunConfig,
+    progress: Callable[[int], Any] | None = None,
+) -> RunSummary:
+    """Run every pending task of ``config`` on ``dataset``; records go to ``config.output``.
+
+    Args:
+        progress: called with the number of pending tasks, returns a tqdm-like bar (``update``,
+            ``set_postfix_str``, ``close``), or None for no bar.
+    """
+    check_windows(dataset, config.windows)
+    store = ResultStore(config.output)
+    done = store.finished_keys()
+    env = environment_summary(config.device)
+    hashes = {spec.name: config_hash(dataset, spec, config) for spec in config.methods}
+
+    def key(spec: MethodSpec, window: Window, n_sig: int, seed: int) -> tuple:
+        return (dataset.name, window.name, spec.name, n_sig, seed, hashes[spec.name])
+
+    plan = [
+        (seed, n_sig, spec, window)
+        for seed in config.seeds
+        for n_sig in config.n_sigs
+        for spec in config.methods
+        for window in config.windows
+    ]
+    pending = [task for task in plan if key(task[2], task[3], task[1], task[0]) not in done]
+    summary = RunSummary(skipped=len(plan) - len(pending), output=store.path)
+    bar = progress(len(pending)) if progress and pending else None
+    try:
+        for seed in config.seeds:
+            for n_sig in config.n_sigs:
+                todo = [(s, w) for (sd, ns, s, w) in pending if sd == seed and ns == n_sig]
+                if not todo:
+                    continue
+                split = dataset.split(n_sig, seed)
+                shared: dict[str, tuple[BackgroundModel, float, str]] = {}
+                for spec in config.methods:
+                    windows = [w for (s, w) in todo if s.name == spec.name]
+                    if not windows:
+                        continue
+                    base = {
+                        "dataset": dataset.name, "method": spec.name, "profile": spec.preset.profile,
+                        "family": spec.cls.family, "per_window": spec.cls.per_window,
+                        "n_sig": n_sig, "seed": seed, "config_hash": hashes[spec.name],
+                        "features": list(dataset.features), "classifier": asdict(config.classifier),
+                        "command": config.command, **env,
+                    }
+                    if bar:
+                        bar.set_postfix_str(f"seed {seed}, N_sig {n_sig}, {spec.name}")
+                    for record in _run_method(spec, windows, split, config, shared):
+                        record = {**base, **record, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                        assert record_key(record) == key(spec, Window(record["window_low"], record["window_high"]), n_sig, seed)
+                        store.append(record)
+                        if record["status"] == "ok":
+                            summary.finished += 1
+                        else:
+                            summary.failed += 1
+                            log.warning("%s %s N_sig=%d seed=%d failed: %s", spec.name, record["window"], n_sig, seed, record["error"])
+                        if bar:
+                            bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+    return summary
+
+
+def _run_method(
+    spec: MethodSpec,
+    windows: list[Window],
+    split: Split,
+    config: RunConfig,
+    shared: dict[str, tuple[BackgroundModel, float, str]],
+):
+    """Yield one record (without the common fields) per window for one method."""
+    cls = spec.cls
+    shared_time, shared_note = 0.0, None
+    model: BackgroundModel | None = None
+    if not cls.per_window:
+        try:
+            model = make_model(spec, config.device, split.seed, config.classifier)
+            signature = model.fit_signature()
+            if signature is not None and signature in shared:
+                source, shared_time, source_name = shared[signature]
+                model.share_fit_from(source)
+                shared_note = source_name
+            else:
+                watch = Stopwatch(config.device)
+                with watch.phase("fit"):
+                    model.fit(split.data, None)
+                shared_time = watch.seconds["fit"]
+                if signature is not None:
+                    shared[signature] = (model, shared_time, spec.name)
+        except (MethodFailure, DataError) as error:
+            for window in windows:
+                yield _failed(window, f"shared fit: {error}")
+            return
+    for window in windows:
+        try:
+            record = _run_window(spec, model, window, split, config)
+        except (MethodFailure, DataError) as error:
+            yield _failed(window, str(error))
+            continue
+        except (RuntimeError, ValueError, FloatingPointError) as error:
+            log.debug("task failed", exc_info=True)
+            yield _failed(window, f"{type(error).__name__}: {error}")
+            continue
+        record["time_fit_shared_s"] = shared_time
+        record["shared_fit_from"] = shared_note
+        yield record
+
+
+def _failed(window: Window, reason: str) -> dict[str, Any]:
+    return {
+        "window": window.name, "window_low": window.low, "window_high": window.high,
+        "status": "failed", "error": reason,
+    }
+
+
+def _run_window(
+    spec: MethodSpec, model: BackgroundModel | None, window: Window, split: Split, config: RunConfig
+) -> dict[str, Any]:
+    cls = spec.cls
+    watch = Stopwatch(config.device)
+    rng = np.random.default_rng([split.seed, int(round(window.low * 1000)), int(round(window.high * 1000))])
+    sr_data = split.data.in_range(window.low, window.high)
+    test = split.test.in_range(window.low, window.high)
+    n_test_sig, n_test_bkg = test.n_signal, len(test) - test.n_signal
+    if n_test_sig < MIN_TEST_EVENTS or n_test_bkg < MIN_TEST_EVENTS:
+        raise DataError(
+            f"{window}: the test set has {n_test_sig} signal and {n_test_bkg} background events "
+            f"(need {MIN_TEST_EVENTS} of each); widen the window or hold out more background"
+        )
+    if len(sr_data) < MIN_TEST_EVENTS:
+        raise DataError(f"{window}: only {len(sr_data)} data events in the signal region")
+
+    if cls.per_window:
+        model = make_model(spec, config.device, split.seed, config.classifier)
+        truth = split.truth_in(window) if cls.needs_truth else None
+        with watch.phase("fit"):
+            model.fit(split.data, window, truth)
+    assert model is not None
+
+    record: dict[str, Any] = {
+        "window": window.name, "window_low": window.low, "window_high": window.high,
+        "n_sr_data": len(sr_data), "n_sig_sr": sr_data.n_signal,
+        "n_test_signal": n_test_sig, "n_test_background": n_test_bkg,
+    }
+    if cls.produces == "template":
+        template_spec = spec.preset.template
+        n_template = int(round(template_spec.oversampling * len(sr_data)))
+        with watch.phase("sample"):
+            masses = sample_masses(
+                template_spec.mass_sampler, split.data.m, window, n_template, rng, **template_spec.sampler_options
+            )
+            template = np.asarray(model.sample(masses.masses, window))
+        _check_template(template, sr_data, spec.name)
+        with watch.phase("classify"):
+            classifier = ClassifierEnsemble(config.classifier, split.seed).fit(sr_data.x, template)
+            scores = classifier.predict(test.x)
+        true_bkg = test.background().x
+        record.update(
+            n_template=len(template),
+            mass_sampler=masses.note,
+            fidelity_auc=two_sample_auc(template, true_bkg, split.seed),
+            template_data_auc=two_sample_auc(template, sr_data.x, split.seed),
+            histograms=feature_histograms(sr_data, template, true_bkg),
+        )
+    else:
+        with watch.phase("classify"):
+            scores = np.asarray(model.score(test, window), dtype=np.float64)
+        if scores.shape != (len(test),) or not np.isfinite(scores).all():
+            raise MethodFailure(f"{spec.name} returned {scores.shape} scores with non-finite values or the wrong shape")
+        record.update(n_template=0, fidelity_auc=float("nan"), template_data_auc=float("nan"))
+
+    y = test.label
+    record.update(
+        status="ok",
+        error=None,
+        max_sic=max_sic(y, scores, config.min_bkg),
+        **{"sic_at_1e-3": sic_at_fpr(y, scores, 1e-3), "sic_at_1e-4": sic_at_fpr(y, scores, 1e-4)},
+        auc=roc_auc(y, scores),
+        min_bkg=config.min_bkg,
+        curve=downsampled_curve(y, scores),
+        time_fit_window_s=watch.seconds.get("fit", 0.0),
+        time_sample_s=watch.seconds.get("sample", 0.0),
+        time_classify_s=watch.seconds.get("classify", 0.0),
+        method_info=model.info(),
+    )
+    return record
+
+
+def _check_template(template: np.ndarray, sr_data: Events, name: str) -> None:
+    if template.ndim != 2 or template.shape[1] != sr_data.n_features:
+        raise MethodFailure(f"{name} returned a template of shape {template.shape}, expected (n, {sr_data.n_features})")
+    if len(template) < MIN_TEST_EVENTS:
+        raise MethodFailure(f"{name} returned only {len(template)} template events")
+    bad = ~np.isfinite(template).all(axis=1)
+    if bad.any():
+        raise MethodFailure(f"{name} returned {int(bad.sum())} template events with NaN/inf features")
+
+
+def feature_histograms(sr_data: Events, template: np.ndarray, background: np.ndarray) -> dict[str, dict[str, list]]:
+    """Per-feature histograms (counts) of SR data, template and true SR background on common bins,
+    stored with the record so reports can draw data-versus-template plots without re-running."""
+    out = {}
+    for i, name in enumerate(sr_data.features):
+        low, high = np.quantile(sr_data.x[:, i], [0.001, 0.999])
+        if not high > low:
+            high = low + 1.0
+        edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+        out[name] = {
+            "edges": np.round(edges, 6).tolist(),
+            "data": np.histogram(sr_data.x[:, i], edges)[0].tolist(),
+            "template": np.histogram(template[:, i], edges)[0].tolist(),
+            "background": np.histogram(background[:, i], edges)[0].tolist(),
+        }
+    return out
