@@ -26,11 +26,13 @@ class ClassifierConfig:
 
     @classmethod
     def profile(cls, name: str) -> ClassifierConfig:
-        if name == "fast":
-            return cls()
-        if name == "paper":
+        """``fast``, or ``paper`` for the published ensemble. Method-specific extra profiles
+        (``paper-gpu``, ...) pick the classifier of their base name: ``paper-*`` -> ``paper``."""
+        if name == "paper" or name.startswith("paper-"):
             return cls(n_models=50, max_iter=1000)
-        raise ConfigError(f"unknown profile {name!r}; choose fast or paper")
+        if name == "fast" or name.startswith("fast-"):
+            return cls()
+        raise ConfigError(f"unknown classifier profile {name!r}; choose fast or paper (or fast-*/paper-*)")
 
 
 class ClassifierEnsemble:

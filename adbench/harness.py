@@ -33,7 +33,7 @@ MIN_TEST_EVENTS = 20  # per class in a window's test set
 HISTOGRAM_BINS = 40
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MethodSpec:
     """A method as the user asked for it: ``name`` or ``name:profile``."""
 
@@ -81,6 +81,7 @@ def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
         "features": list(dataset.features),
         "reference_fraction": dataset.reference_fraction,
         "method": spec.name,
+        "profile": spec.preset.profile,
         "params": spec.preset.params,
         "template": asdict(spec.preset.template),
         "classifier": asdict(config.classifier),
@@ -100,6 +101,16 @@ def check_windows(dataset: Dataset, windows: list[Window]) -> None:
             )
         if not window.in_sr(m).any():
             raise DataError(f"{window} holds no events of dataset {dataset.name!r}")
+
+
+def check_methods(methods: list[MethodSpec]) -> None:
+    """No method may be asked for twice with the same profile."""
+    seen: set[tuple[str, str]] = set()
+    for spec in methods:
+        ident = (spec.name, spec.preset.profile)
+        if ident in seen:
+            raise ConfigError(f"method {spec.name!r} with profile {spec.preset.profile!r} is listed twice")
+        seen.add(ident)
 
 
 def make_model(spec: MethodSpec, device: str, seed: int, classifier: ClassifierConfig) -> BackgroundModel:
@@ -126,13 +137,14 @@ def run_benchmark(
             ``set_postfix_str``, ``close``), or None for no bar.
     """
     check_windows(dataset, config.windows)
+    check_methods(config.methods)
     store = ResultStore(config.output)
     done = store.finished_keys()
     env = environment_summary(config.device)
-    hashes = {spec.name: config_hash(dataset, spec, config) for spec in config.methods}
+    hashes = {spec: config_hash(dataset, spec, config) for spec in config.methods}
 
     def key(spec: MethodSpec, window: Window, n_sig: int, seed: int) -> tuple:
-        return (dataset.name, window.name, spec.name, n_sig, seed, hashes[spec.name])
+        return (dataset.name, window.name, spec.name, n_sig, seed, hashes[spec])
 
     plan = [
         (seed, n_sig, spec, window)
@@ -153,13 +165,13 @@ def run_benchmark(
                 split = dataset.split(n_sig, seed)
                 shared: dict[str, tuple[BackgroundModel, float, str]] = {}
                 for spec in config.methods:
-                    windows = [w for (s, w) in todo if s.name == spec.name]
+                    windows = [w for (s, w) in todo if s is spec]
                     if not windows:
                         continue
                     base = {
                         "dataset": dataset.name, "method": spec.name, "profile": spec.preset.profile,
                         "family": spec.cls.family, "per_window": spec.cls.per_window,
-                        "n_sig": n_sig, "seed": seed, "config_hash": hashes[spec.name],
+                        "n_sig": n_sig, "seed": seed, "config_hash": hashes[spec],
                         "features": list(dataset.features), "classifier": asdict(config.classifier),
                         "command": config.command, **env,
                     }

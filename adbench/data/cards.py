@@ -64,6 +64,11 @@ class DatasetCard:
         return (REPO_ROOT / self.default_dir).resolve()
 
 
+def is_file_name(name: str) -> bool:
+    """Whether a --dataset value names a file rather than a card."""
+    return Path(name).suffix.lower() in (".h5", ".hdf5") or "/" in name
+
+
 def card_names() -> list[str]:
     return sorted(path.stem for path in resource_dir("datasets").glob("*.toml"))
 
@@ -91,11 +96,23 @@ def load_card(name: str) -> DatasetCard:
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, features: str | None = None):
-    """The named dataset restricted to a feature set (the card's default when ``features`` is None)."""
+    """The named dataset restricted to a feature set (the card's default when ``features`` is None).
+
+    ``name`` is a card name (``adbench data list``) or the path of one labelled features file in
+    the LHCO layout (``*.h5``/``*.hdf5``): then 25% of its background is held out as truth/test
+    background and the SR is the default 3.3-3.7 TeV.
+    """
     from adbench.data.dataset import Dataset
     from adbench.data.features import FEATURE_SETS
 
-    card = load_card(name)
+    if is_file_name(name):
+        card = DatasetCard(
+            name=Path(name).name, path=Path(name), loader="lhco",
+            files={"features": {"filename": Path(name).name}},
+        )
+        data_dir = Path(name).expanduser().parent
+    else:
+        card = load_card(name)
     feature_set = features or card.features
     if feature_set not in FEATURE_SETS:
         raise ConfigError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")

@@ -10,6 +10,8 @@ File layout::
     epochs = 20
     [paper]
     epochs = 2000
+    [paper-gpu]                   # any further table is an extra profile (``--profile paper-gpu``)
+    batch_size = 4096
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from adbench.errors import ConfigError
 from adbench.resources import load_toml, resource_dir
 
 PROFILES = ("fast", "paper")
+#: Top-level keys of a preset file that are not profiles.
+RESERVED_KEYS = ("family", "template", "description")
 MASS_SAMPLERS = ("histogram", "kde", "dijet")
 
 
@@ -53,14 +57,20 @@ class Preset:
 def load_preset(method: str, profile: str = "fast") -> Preset:
     """The preset of a (canonical) method name for a profile. A method without a preset file runs
     with its class defaults and the default template spec."""
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     path = resource_dir("methods") / f"{method}.toml"
     if not path.is_file():
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"method {method!r} has no profile {profile!r}; choose one of {', '.join(PROFILES)}"
+            )
         return Preset(method, profile, {}, TemplateSpec())
     table = load_toml(path)
-    if profile not in table:
-        raise ConfigError(f"{path}: no [{profile}] profile")
+    profiles = available_profiles(table)
+    if profile not in profiles or not isinstance(table[profile], dict):
+        raise ConfigError(
+            f"method {method!r} has no profile {profile!r} ({path.name}); "
+            f"choose one of {', '.join(profiles)}"
+        )
     template = table.get("template", {})
     try:
         spec = TemplateSpec(
@@ -71,3 +81,8 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{path}: bad [template] table ({error})") from None
     return Preset(method, profile, dict(table[profile]), spec)
+
+
+def available_profiles(table: dict[str, Any]) -> list[str]:
+    """The profile names of a parsed preset file: every table except the reserved ones."""
+    return [key for key, value in table.items() if isinstance(value, dict) and key not in RESERVED_KEYS]

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny synthetic data, an LHCO-layout file writer, the shared-data paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+LHCO_100K = SHARED / "lhco-100k" / "events_anomalydetection_first100k.features.h5"
+LHCO_SR = SHARED / "lhco-sr"
+
+requires_lhco_100k = pytest.mark.skipif(not LHCO_100K.is_file(), reason="../shared/data/lhco-100k is absent")
+requires_lhco_sr = pytest.mark.skipif(not (LHCO_SR / "innerdata_test.npy").is_file(), reason="../shared/data/lhco-sr is absent")
+
+
+@pytest.fixture(scope="session")
+def small_dataset():
+    """Synthetic: 150k background, 15k signal pool, 150k held-out background (full mass range)."""
+    from adbench.data.synthetic import synthetic_dataset
+
+    return synthetic_dataset(n_background=150_000, n_signal=15_000, n_reference=150_000, seed=1)
+
+
+def lhco_columns(n: int, rng: np.random.Generator, mjj_range=(2.0, 6.0)) -> np.ndarray:
+    """(n, 15) raw LHCO columns (GeV) for back-to-back jets with mjj uniform in ``mjj_range`` TeV."""
+    pt = rng.uniform(1200, 1800, n)
+    eta1 = rng.uniform(-1, 1, n)
+    phi1 = rng.uniform(-np.pi, np.pi, n)
+    m1, m2 = rng.uniform(20, 500, n), rng.uniform(20, 500, n)
+    # choose eta2 so that mjj lands in the requested range: mjj^2 ~ 2 pt^2 (cosh(d_eta) + 1) for d_phi = pi
+    target = rng.uniform(*mjj_range, n) * 1000
+    d_eta = np.arccosh(np.clip(target**2 / (2 * pt**2) - 1, 1, None))
+    eta2 = eta1 - d_eta
+    phi2 = phi1 + np.pi
+    cols = []
+    for eta, phi, m in ((eta1, phi1, m1), (eta2, phi2, m2)):
+        tau1 = rng.uniform(0.1, 0.9, n)
+        tau2 = tau1 * rng.uniform(0.2, 0.95, n)
+        tau3 = tau2 * rng.uniform(0.3, 0.95, n)
+        cols += [pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), m, tau1, tau2, tau3]
+    label = (rng.random(n) < 0.1).astype(float)
+    return np.column_stack(cols + [label])
+
+
+def write_lhco_file(path: Path, values: np.ndarray, columns: list[str] | None = None, dtype=np.float64) -> Path:
+    """Write ``values`` in the pandas 'fixed' HDF5 layout of the official LHCO files."""
+    import h5py
+
+    from adbench.data.features import LHCO_COLUMNS
+
+    columns = list(LHCO_COLUMNS) + ["label"] if columns is None else columns
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("df")
+        group.attrs["pandas_type"] = b"frame"
+        group.create_dataset("axis0", data=np.array([c.encode() for c in columns]))
+        group.create_dataset("axis1", data=np.arange(len(values)))
+        group.create_dataset("block0_items", data=np.array([c.encode() for c in columns]))
+        group.create_dataset("block0_values", data=np.asarray(values, dtype=dtype))
+    return path
