@@ -1,0 +1,156 @@
+"""Aggregation of stored records into the report's tables (pure functions, no plotting)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from adbench.report.published import PUBLISHED_PERFORMANCE, PUBLISHED_TIMING
+
+METRICS = ("max_sic", "sic_at_1e-3", "auc", "fidelity_auc", "template_data_auc")
+
+
+@dataclass(frozen=True)
+class Band:
+    """Median and 16/84% quantiles over seeds; ``n`` values (NaNs dropped)."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> Band:
+        v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+        if len(v) == 0:
+            return cls(float("nan"), float("nan"), float("nan"), 0)
+        return cls(float(np.median(v)), float(np.quantile(v, 0.16)), float(np.quantile(v, 0.84)), len(v))
+
+    def text(self, digits: int = 2) -> str:
+        if self.n == 0:
+            return "-"
+        if self.n == 1:
+            return f"{self.median:.{digits}f}"
+        return f"{self.median:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def group(records: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, list[dict[str, Any]]]:
+    out: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        out[tuple(record.get(k) for k in keys)].append(record)
+    return dict(out)
+
+
+def label_profiles(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of the records in which a method run under several profiles is named
+    ``method:profile``, so that the profiles get their own rows and curves."""
+    profiles: dict[str, set] = defaultdict(set)
+    for record in records:
+        profiles[record["method"]].add(record.get("profile"))
+    return [
+        {**r, "method": f"{r['method']}:{r.get('profile')}"} if len(profiles[r["method"]]) > 1 else r
+        for r in records
+    ]
+
+
+def base_method(label: str) -> str:
+    """The registered name of a method label (``cathode:paper`` -> ``cathode``)."""
+    return label.partition(":")[0]
+
+
+def method_order(records: list[dict[str, Any]]) -> list[str]:
+    """Methods in the order they first appear."""
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.setdefault(record["method"], None)
+    return list(seen)
+
+
+def performance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, window, method, n_sig) with metric bands over seeds and published values."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    failed = group([r for r in records if r.get("status") != "ok"], ("dataset", "window", "method", "n_sig"))
+    rows = []
+    order = {m: i for i, m in enumerate(method_order(records))}
+    for (dataset, window, method, n_sig), rs in sorted(
+        group(ok, ("dataset", "window", "method", "n_sig")).items(),
+        key=lambda item: (item[0][0], item[0][1], item[0][3], order[item[0][2]]),
+    ):
+        row: dict[str, Any] = {"dataset": dataset, "window": window, "method": method, "n_sig": n_sig,
+                               "seeds": len(rs), "failed": len(failed.get((dataset, window, method, n_sig), []))}
+        for metric in METRICS:
+            row[metric] = Band.of([r.get(metric) for r in rs])
+        row["n_sig_sr"] = Band.of([r.get("n_sig_sr") for r in rs])
+        # At FPR 1e-3 only n_test_background / 1000 background events pass: below min_bkg the
+        # SIC there rests on a handful of events (and can exceed the max SIC, which requires min_bkg).
+        n_bkg = min(r.get("n_test_background", 0) for r in rs)
+        row["sic_at_1e-3_reliable"] = n_bkg * 1e-3 >= min(r.get("min_bkg", 25) for r in rs)
+        for metric in ("max_sic", "sic_at_1e-3"):
+            published = PUBLISHED_PERFORMANCE.get((base_method(method), metric, n_sig))
+            row[f"published_{metric}"] = published[0] if published else None
+        rows.append(row)
+    return rows
+
+
+def timing_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per method: training once (shared fit) and the time per SR, medians over tasks."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    rows = []
+    for method in method_order(ok):
+        rs = [r for r in ok if r["method"] == method]
+        per_window = bool(rs[0].get("per_window", True))
+        own_shared = [r["time_fit_shared_s"] for r in rs if not per_window and not r.get("shared_fit_from")]
+        reused_from = sorted({r["shared_fit_from"] for r in rs if r.get("shared_fit_from")})
+        published = PUBLISHED_TIMING.get(base_method(method))
+        rows.append({
+            "method": method,
+            "family": rs[0].get("family") or (published[0] if published else ""),
+            "per_window": per_window,
+            "shared_fit_s": None if per_window else Band.of(own_shared or [r["time_fit_shared_s"] for r in rs]),
+            "shared_fit_reused_from": reused_from,
+            "per_sr_s": Band.of([r["time_fit_window_s"] + r["time_sample_s"] for r in rs]),
+            "fit_window_s": Band.of([r["time_fit_window_s"] for r in rs]),
+            "sample_s": Band.of([r["time_sample_s"] for r in rs]),
+            "classify_s": Band.of([r["time_classify_s"] for r in rs]),
+            "published": published[1] if published else None,
+            "devices": sorted({r.get("device", "?") for r in rs}),
+            "tasks": len(rs),
+        })
+    return rows
+
+
+def amortisation(records: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Measured total time of a scan versus the number of SRs, per method.
+
+    For each method, the (n_sig, seed) with the most windows is taken; its cumulative time after k
+    windows (in mass order) is the shared fit (once) plus the first k windows' fit + sample +
+    classify times. Returns method -> [(k, seconds), ...] starting at k = 0.
+    """
+    ok = [r for r in records if r.get("status") == "ok"]
+    out = {}
+    for method in method_order(ok):
+        runs = group([r for r in ok if r["method"] == method], ("dataset", "n_sig", "seed"))
+        best = max(runs.values(), key=len)
+        best = sorted(best, key=lambda r: r["window_low"])
+        total = best[0]["time_fit_shared_s"]
+        points = [(0, total)]
+        for k, r in enumerate(best, 1):
+            total += r["time_fit_window_s"] + r["time_sample_s"] + r["time_classify_s"]
+            points.append((k, total))
+        out[method] = points
+    return out
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not np.isfinite(seconds):
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
