@@ -1,0 +1,244 @@
+"""The CFM building blocks: network context split, interpolation, path, ODE solvers, checkpoints.
+
+None of these train beyond a couple of tiny epochs."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from adbench.errors import ConfigError, MethodFailure  # noqa: E402
+from adbench.methods.cfm import (  # noqa: E402
+    CFMConfig,
+    FlowMatcher,
+    SolverConfig,
+    TrainConfig,
+    VelocityField,
+    cfm_loss,
+    frequency_embedding,
+    integrate,
+    path_sample,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def toy_data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) features whose mean moves with the mass m in 2-5 TeV."""
+    rng = np.random.default_rng(seed)
+    m = rng.uniform(2.0, 5.0, n)
+    x = rng.normal(size=(n, 3)) * 0.5 + np.column_stack([m, 2 * m, np.ones(n)])
+    return x.astype(np.float32), m
+
+
+@pytest.fixture(scope="module")
+def fitted() -> FlowMatcher:
+    x, m = toy_data()
+    config = CFMConfig(features=3, width=32, blocks=2, dropout=0.1)
+    train = TrainConfig(epochs=3, batch_size=256, keep_best=2)
+    return FlowMatcher(config, train, "cpu", seed=3).fit(x, m)
+
+
+def random_net(seed: int = 0, **changes) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = VelocityField(CFMConfig(features=4, width=16, blocks=3, **changes))
+    # Non-trivial batch-norm statistics so that eval mode is not the identity.
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(64, 4) * 2, torch.rand(64), torch.rand(64) * 2 - 1)
+    return net.eval()
+
+
+def test_frequency_embedding():
+    ks = torch.tensor([math.pi, 2 * math.pi])
+    e = frequency_embedding(torch.tensor([0.0, 0.25]), ks)
+    assert e.shape == (2, 4)
+    expected = torch.tensor([[0.0, 0.0, 1.0, 1.0], [math.sin(math.pi / 4), 1.0, math.cos(math.pi / 4), 0.0]])
+    assert torch.allclose(e, expected, atol=1e-6)
+
+
+def test_context_split_reproduces_forward():
+    net = random_net()
+    x, t, m = torch.randn(10, 4), torch.rand(10), torch.rand(10) * 2 - 1
+    gammas = net.context(m, t)
+    assert len(gammas) == 4 and all(g.shape == (10, 16) for g in gammas)
+    assert torch.allclose(net.velocity(x, gammas), net(x, t, m))
+    # A scalar time is broadcast to every event.
+    assert torch.allclose(net(x, torch.tensor(0.3), m), net(x, torch.full((10,), 0.3), m), atol=1e-6)
+
+
+def test_path_endpoints_and_target():
+    x0, x1 = torch.randn(6, 2), torch.randn(6, 2)
+    sigma = 1e-3
+    xt0, target = path_sample(x0, x1, torch.zeros(6), sigma)
+    xt1, _ = path_sample(x0, x1, torch.ones(6), sigma)
+    assert torch.allclose(xt0, x0)
+    assert torch.allclose(xt1, x1 + sigma * x0)
+    # The target is the time derivative of x_t.
+    t = torch.full((6,), 0.4)
+    h = 1e-3
+    derivative = (path_sample(x0, x1, t + h, sigma)[0] - path_sample(x0, x1, t - h, sigma)[0]) / (2 * h)
+    assert torch.allclose(target, derivative, atol=1e-3)
+
+
+def test_loss_is_zero_for_the_exact_velocity():
+    x0, x1 = torch.randn(8, 2), torch.randn(8, 2)
+    exact = lambda xt, t, m: x1 - (1 - 1e-3) * x0  # noqa: E731 - the conditional target itself
+    assert cfm_loss(exact, x1, torch.zeros(8), x0, torch.rand(8), 1e-3).item() == pytest.approx(0.0, abs=1e-12)
+    wrong = lambda xt, t, m: torch.zeros_like(xt)  # noqa: E731
+    assert cfm_loss(wrong, x1, torch.zeros(8), x0, torch.rand(8), 1e-3).item() > 0.1
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rk4", "midpoint"])
+def test_solver_integrates_a_known_field(method):
+    # dx/dt = a x + b t has the solution x(1) = e^a x0 + b (e^a - 1 - a) / a^2.
+    a, b = -0.7, 2.0
+    x0 = torch.randn(50, 3, dtype=torch.float64)
+    solver = SolverConfig(method=method, atol=1e-8, rtol=1e-8, steps=50)
+    result = integrate(lambda t, x: a * x + b * t, x0, solver)
+    exact = math.exp(a) * x0 + b * (math.exp(a) - 1 - a) / a**2
+    assert torch.allclose(result.x, exact, atol={"dopri5": 1e-6, "rk4": 1e-6, "midpoint": 5e-4}[method])
+    if method == "dopri5":
+        assert 6 < result.nfe < 2000
+    else:
+        assert result.nfe == solver.steps * {"rk4": 4, "midpoint": 2}[method]
+
+
+def test_dopri5_falls_back_to_zuko_without_torchdiffeq(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchdiffeq", None)  # makes "import torchdiffeq" fail
+    x0 = torch.randn(20, 2, dtype=torch.float64)
+    with torch.inference_mode():
+        result = integrate(lambda t, x: -x, x0, SolverConfig(method="dopri5", atol=1e-8, rtol=1e-8))
+    assert result.backend == "zuko" and result.nfe > 6
+    assert torch.allclose(result.x, x0 * math.exp(-1), atol=1e-6)
+    with pytest.raises(ConfigError, match="torchdiffeq"):
+        integrate(lambda t, x: -x, x0, SolverConfig(method="rk4"))
+
+
+def test_euler_is_first_order():
+    x0 = torch.ones(1, 1, dtype=torch.float64)
+    coarse = integrate(lambda t, x: x, x0, SolverConfig(method="euler", steps=10)).x.item()
+    fine = integrate(lambda t, x: x, x0, SolverConfig(method="euler", steps=100)).x.item()
+    assert coarse == pytest.approx(1.1**10)
+    assert abs(fine - math.e) < abs(coarse - math.e) / 5
+
+
+def test_unknown_solver_and_bad_config():
+    with pytest.raises(ConfigError):
+        SolverConfig(method="heun3")
+    with pytest.raises(ConfigError):
+        TrainConfig(schedule="warmup-forever")
+    with pytest.raises(ConfigError):
+        CFMConfig(features=0)
+
+
+def test_linear_interpolation_matches_anchors(fitted):
+    n = 7
+    m1, m2 = 3.0, 4.0
+    x, t = torch.randn(n, 3), torch.tensor(0.37)
+    scaled = torch.from_numpy(fitted.scale_mass(np.array([m1, m2])))
+    net = fitted.network_
+    v1 = net(x, t, scaled[0].expand(n))
+    v2 = net(x, t, scaled[1].expand(n))
+    masses = torch.zeros(n)  # ignored by the interpolating modes
+    at_m1 = fitted.velocity(masses, "linear", (m1, m2), torch.ones(n))(t, x)
+    middle = fitted.velocity(masses, "linear", (m1, m2), torch.full((n,), 0.5))(t, x)
+    with torch.no_grad():
+        assert torch.allclose(at_m1, v1, atol=1e-5)
+        assert torch.allclose(middle, 0.5 * (v1 + v2), atol=1e-5)
+
+
+def test_context_interpolation_matches_anchor(fitted):
+    n = 7
+    m1, m2 = 3.0, 4.0
+    x, t = torch.randn(n, 3), torch.tensor(0.81)
+    scaled = torch.from_numpy(fitted.scale_mass(np.array([m1, m2])))
+    net = fitted.network_
+    masses = torch.zeros(n)
+    with torch.no_grad():
+        at_m1 = fitted.velocity(masses, "context", (m1, m2), torch.ones(n))(t, x)
+        at_m2 = fitted.velocity(masses, "context", (m1, m2), torch.zeros(n))(t, x)
+        assert torch.allclose(at_m1, net(x, t, scaled[0].expand(n)), atol=1e-5)
+        assert torch.allclose(at_m2, net(x, t, scaled[1].expand(n)), atol=1e-5)
+        # In between it mixes features, not velocities: generally not the mean of the velocities.
+        mixed = fitted.velocity(masses, "context", (m1, m2), torch.full((n,), 0.5))(t, x)
+        linear = fitted.velocity(masses, "linear", (m1, m2), torch.full((n,), 0.5))(t, x)
+        assert not torch.allclose(mixed, linear, atol=1e-4)
+
+
+def test_fit_records_and_selects(fitted):
+    record = fitted.record_
+    assert record.epochs_run == 3
+    assert len(fitted.states_) == 2
+    assert record.best_val_loss == min(record.val_losses)
+    assert record.best_val_losses == sorted(record.best_val_losses)
+    assert record.n_train + record.n_val == 3000
+    assert fitted.mass_range_[0] >= 2.0 and fitted.mass_range_[1] <= 5.0
+    assert not fitted.network_.training
+
+
+def test_fit_is_deterministic():
+    x, m = toy_data(1500)
+    config, train = CFMConfig(features=3, width=16, blocks=1), TrainConfig(epochs=2, batch_size=256, keep_best=1)
+    a = FlowMatcher(config, train, seed=5).fit(x, m)
+    b = FlowMatcher(config, train, seed=5).fit(x, m)
+    c = FlowMatcher(config, train, seed=6).fit(x, m)
+    assert a.record_.val_losses == b.record_.val_losses
+    assert a.record_.val_losses != c.record_.val_losses
+    for key, value in a.states_[0].items():
+        assert torch.equal(value, b.states_[0][key])
+
+
+def test_sample_shape_determinism_and_facts(fitted):
+    masses = np.linspace(3.0, 4.0, 40)
+    solver = SolverConfig(method="rk4", steps=8)
+    first, facts = fitted.sample(masses, solver, seed=1)
+    again, _ = fitted.sample(masses, solver, seed=1)
+    other, _ = fitted.sample(masses, solver, seed=2)
+    assert first.shape == (40, 3) and first.dtype == np.float32
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert facts["ode_solver"] == "rk4" and facts["nfe_mean"] == 32 and facts["ode_solves"] == 2
+    assert facts["checkpoints_used"] == 2
+    # The template stays inside the training range of the features (LogitScaler's inverse).
+    lo, hi = fitted.scaler_.min_, fitted.scaler_.min_ + fitted.scaler_.span_
+    assert (first >= lo - 1e-4).all() and (first <= hi + 1e-4).all()
+
+
+def test_sampling_in_chunks_equals_one_solve_with_a_fixed_step_solver(fitted):
+    masses = np.linspace(3.0, 4.0, 30)
+    whole, _ = fitted.sample(masses, SolverConfig(method="rk4", steps=5), seed=4)
+    chunked, facts = fitted.sample(masses, SolverConfig(method="rk4", steps=5, batch=4), seed=4)
+    assert np.allclose(whole, chunked, atol=1e-5)
+    assert facts["ode_solves"] == 8
+
+
+def test_checkpoint_round_trip(fitted, tmp_path):
+    directory = fitted.save(tmp_path / "cfm")
+    assert {p.name for p in directory.iterdir()} == {"cfm.json", "states.pt"}
+    loaded = FlowMatcher.load(directory)
+    masses = np.linspace(3.2, 3.8, 25)
+    solver = SolverConfig(method="midpoint", steps=6)
+    assert np.array_equal(fitted.sample(masses, solver, seed=0)[0], loaded.sample(masses, solver, seed=0)[0])
+    assert loaded.record_.val_losses == fitted.record_.val_losses
+    assert loaded.config == fitted.config and loaded.train == fitted.train
+    # Plain tensors only: loadable with the safe loader.
+    states = torch.load(directory / "states.pt", weights_only=True)
+    assert len(states) == len(fitted.states_)
+
+
+def test_too_few_events_is_a_method_failure():
+    x, m = toy_data(20)
+    with pytest.raises(MethodFailure):
+        FlowMatcher(CFMConfig(features=3, width=8, blocks=1), TrainConfig(epochs=1, batch_size=4096)).fit(x[:5], m[:5])
