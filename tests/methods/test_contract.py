@@ -1,0 +1,75 @@
+"""Every registered method honours the contract of ../shared/DESIGN.md through the real harness.
+
+A new method is picked up automatically; give it a tiny setting in TINY if its fast preset is slow.
+"""
+
+import numpy as np
+import pytest
+
+from adbench.evaluate import ClassifierConfig
+from adbench.harness import MethodSpec, RunConfig, run_benchmark
+from adbench.methods.base import BackgroundModel
+from adbench.methods.presets import Preset, available_profiles, load_preset
+from adbench.methods.registry import get_method_class, method_names
+from adbench.resources import load_toml, resource_dir
+from adbench.results import ResultStore
+from adbench.windows import Window
+
+#: Overrides of the fast preset that keep one run of each method to a few seconds.
+TINY = {
+    "vdata": dict(epochs=2, width=32, steps=2),
+    "vcr": dict(epochs=2, width=32, steps=2),
+    "sigma-linear": dict(epochs=2, width=32, steps=2),
+    "sigma-context": dict(epochs=2, width=32, steps=2),
+    "cathode": dict(epochs=2, transforms=2, hidden=16, keep_best=1),
+    "anode": dict(epochs=2, transforms=2, hidden=16, keep_best=1),
+    "radot": dict(batch_size=500),
+}
+COMMON = ["dataset", "window", "method", "profile", "n_sig", "seed", "status", "max_sic", "sic_at_1e-3", "auc",
+          "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s", "device", "versions",
+          "config_hash", "curve"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset():
+    from adbench.data.synthetic import synthetic_dataset
+
+    return synthetic_dataset(n_background=60_000, n_signal=6_000, n_reference=60_000, seed=3)
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_class_attributes_and_every_preset_profile_are_valid(name):
+    cls = get_method_class(name)
+    assert cls.name == name and cls.family
+    assert cls.produces in ("template", "score") and isinstance(cls.per_window, bool)
+    path = resource_dir("methods") / f"{name}.toml"
+    profiles = available_profiles(load_toml(path)) if path.is_file() else ["fast", "paper"]
+    assert {"fast", "paper"} <= set(profiles)
+    for profile in profiles:
+        # __init__ only stores its keyword arguments: every profile's settings must be accepted
+        model = cls(device="cpu", seed=0, **load_preset(name, profile).params)
+        assert (model.device, model.seed) == ("cpu", 0), profile
+    implemented = cls.sample if cls.produces == "template" else cls.score
+    assert implemented is not getattr(BackgroundModel, "sample" if cls.produces == "template" else "score")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", method_names())
+def test_runs_through_the_harness(name, tiny_dataset, tmp_path):
+    fast = load_preset(name, "fast")
+    spec = MethodSpec(name, Preset(name, "fast", {**fast.params, **TINY.get(name, {})}, fast.template))
+    config = RunConfig(methods=[spec], windows=[Window(3.3, 3.7)], n_sigs=[1000], seeds=[0], output=tmp_path,
+                       classifier=ClassifierConfig(n_models=1, max_iter=40))
+    summary = run_benchmark(tiny_dataset, config)
+    (record,) = ResultStore(tmp_path).load()
+    assert summary.finished == 1, record.get("error")
+    assert all(key in record for key in COMMON), set(COMMON) - set(record)
+    for key in ("max_sic", "sic_at_1e-3", "auc"):
+        assert np.isfinite(record[key]), key
+    assert 0.0 <= record["auc"] <= 1.0
+    cls = get_method_class(name)
+    if cls.produces == "template":
+        assert 0.0 <= record["fidelity_auc"] <= 1.0
+        assert set(record["histograms"]) == set(tiny_dataset.features)
+    if not cls.per_window:
+        assert record["time_fit_shared_s"] > 0
