@@ -20,8 +20,9 @@ HOW_TO_READ = (
     "at most 20% relative uncertainty). AUC is signal versus background on the test set. Fidelity AUC "
     "is a classifier's AUC separating the template from true SR background (0.5: indistinguishable); "
     "template-data AUC separates the template from the SR data (it rises with the signal a good "
-    "template does not contain). Published values are from the papers (see the source column), made "
-    "on the real LHCO data with their own classifiers: compare trends, not decimals, on other datasets."
+    "template does not contain). Published values are from the papers, made on the real LHCO data "
+    "with their own classifiers; they are shown only for datasets of LHCO size (lhco, lhcolike, "
+    "synthetic), where an N_sig means the same signal fraction: compare trends, not decimals."
 )
 
 

@@ -10,6 +10,9 @@ import numpy as np
 
 from adbench.report.published import PUBLISHED_PERFORMANCE, PUBLISHED_TIMING
 
+#: Datasets with about as many background events as LHCO (1M): only there does an N_sig mean the
+#: same signal-to-background ratio as in the papers, so only their rows show published values.
+LHCO_SCALE_DATASETS = ("lhco", "lhcolike", "synthetic")
 METRICS = ("max_sic", "sic_at_1e-3", "auc", "fidelity_auc", "template_data_auc")
 
 
@@ -89,7 +92,8 @@ def performance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         n_bkg = min(r.get("n_test_background", 0) for r in rs)
         row["sic_at_1e-3_reliable"] = n_bkg * 1e-3 >= min(r.get("min_bkg", 25) for r in rs)
         for metric in ("max_sic", "sic_at_1e-3"):
-            published = PUBLISHED_PERFORMANCE.get((base_method(method), metric, n_sig))
+            comparable = dataset in LHCO_SCALE_DATASETS
+            published = PUBLISHED_PERFORMANCE.get((base_method(method), metric, n_sig)) if comparable else None
             row[f"published_{metric}"] = published[0] if published else None
         rows.append(row)
     return rows
