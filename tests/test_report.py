@@ -94,6 +94,7 @@ def test_report_markdown_and_self_contained_html(tmp_path):
         assert heading in markdown
     assert "| synthetic-small | 3.30-3.70 | radot | 1000 (724) | 2 |" in markdown
     assert "19.5 s (training once) + 1.6 s per SR" in markdown
+    assert "Made on CPU only (no GPU was used)" in markdown
     images = re.findall(r"\]\((report_files/[^)]+\.png)\)", markdown)
     assert len(images) >= 8 and all((tmp_path / image).is_file() for image in images)
 

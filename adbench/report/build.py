@@ -56,6 +56,11 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
         f"signal regions {', '.join(windows)} TeV; N_sig {', '.join(map(str, n_sigs))}; seeds "
         f"{', '.join(map(str, seeds))}; profile {', '.join(profiles)}; hardware: {'; '.join(devices)}."
     )
+    if devices and all(str(d).startswith("CPU") for d in devices):
+        doc.paragraph(
+            "Made on CPU only (no GPU was used): the timings are CPU timings, not comparable with the "
+            "published GPU figures beside them; the profile decides how close the models are to the papers'."
+        )
     doc.paragraph(HOW_TO_READ)
 
     doc.heading("Performance")
