@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from adbench.data.cards import load_dataset
     from adbench.environment import resolve_device
     from adbench.evaluate import ClassifierConfig
-    from adbench.harness import MethodSpec, RunConfig, run_benchmark
+    from adbench.harness import MethodSpec, RunConfig, check_methods, run_benchmark
     from adbench.windows import Window, parse_scan, parse_sr
 
     methods = [MethodSpec.parse(name, args.profile) for name in args.methods.split(",") if name.strip()]
@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     n_sigs = _int_list(args.n_sig, "--n-sig")
     seeds = _int_list(args.seeds, "--seeds")
     device = resolve_device(args.device)
+    check_methods(methods, device)
     dataset = load_dataset(args.dataset, args.data_dir, args.features)
     if args.scan:
         windows = parse_scan(args.scan)

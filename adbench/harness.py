@@ -103,14 +103,16 @@ def check_windows(dataset: Dataset, windows: list[Window]) -> None:
             raise DataError(f"{window} holds no events of dataset {dataset.name!r}")
 
 
-def check_methods(methods: list[MethodSpec]) -> None:
-    """No method may be asked for twice with the same profile."""
+def check_methods(methods: list[MethodSpec], device: str = "cpu") -> None:
+    """Before any data is loaded: no method is asked for twice with the same profile, every preset's
+    settings are accepted, and every configuration can run here (``check_ready``)."""
     seen: set[tuple[str, str]] = set()
     for spec in methods:
         ident = (spec.name, spec.preset.profile)
         if ident in seen:
             raise ConfigError(f"method {spec.name!r} with profile {spec.preset.profile!r} is listed twice")
         seen.add(ident)
+        make_model(spec, device, 0, ClassifierConfig()).check_ready()
 
 
 def make_model(spec: MethodSpec, device: str, seed: int, classifier: ClassifierConfig) -> BackgroundModel:
@@ -137,7 +139,7 @@ def run_benchmark(
             ``set_postfix_str``, ``close``), or None for no bar.
     """
     check_windows(dataset, config.windows)
-    check_methods(config.methods)
+    check_methods(config.methods, config.device)
     store = ResultStore(config.output)
     done = store.finished_keys()
     env = environment_summary(config.device)

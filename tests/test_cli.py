@@ -114,6 +114,18 @@ def test_unknown_profile(capsys, lhco_file, tmp_path):
     assert_one_line_error(code, err, "no profile 'turbo'")
 
 
+def test_missing_flow_library_stops_before_loading_any_data(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    from adbench.methods import flows
+
+    monkeypatch.setattr(flows, "_nflows_error", lambda: "ModuleNotFoundError: No module named 'nflows'")
+    # the dataset file does not exist: the method check must come first
+    code, _, err = run_cli(capsys, "run", "--methods", "idealized,cathode:paper-nflows", "--dataset",
+                           str(tmp_path / "absent.h5"), "--output", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "'nflows' is not installed", "pip install nflows")
+    assert not (tmp_path / "o").exists()
+
+
 def test_cuda_without_a_gpu(capsys, lhco_file, tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():

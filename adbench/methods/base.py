@@ -85,6 +85,11 @@ class BackgroundModel:
         """Adopt the fitted state of ``other`` (same ``fit_signature``) instead of fitting."""
         raise NotImplementedError(f"{self.name} cannot share a fit")
 
+    def check_ready(self) -> None:
+        """Raise ``ConfigError`` if this configuration cannot run on this machine (an optional
+        library missing, ...). The harness calls it before loading any data, so a long scan does
+        not stop halfway on a method that could never have run."""
+
     def info(self) -> dict[str, Any]:
         """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""
         return {}

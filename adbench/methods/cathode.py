@@ -16,7 +16,7 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import MethodFailure
 from adbench.methods.base import BackgroundModel, Truth
-from adbench.methods.flows import ConditionalFlow, FlowConfig, TrainConfig
+from adbench.methods.flows import ConditionalFlow, FlowConfig, TrainConfig, check_backend
 from adbench.methods.registry import register
 from adbench.preprocessing import LogitScaler
 from adbench.windows import Window
@@ -68,6 +68,9 @@ class _FlowMethod(BackgroundModel):
         self.patience = patience
         self.max_events = max_events
         self.eval_batch_size = eval_batch_size
+
+    def check_ready(self) -> None:
+        check_backend(self.backend)
 
     def _new_flow(self, features: int, seed: int) -> ConditionalFlow:
         config = FlowConfig(

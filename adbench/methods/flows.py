@@ -140,6 +140,25 @@ def _nflows_error() -> str | None:
     return None
 
 
+def check_backend(backend: str) -> None:
+    """Raise ``ConfigError`` with the reason when the flow ``backend`` cannot be used here."""
+    if backend != "nflows":
+        return
+    error = _nflows_error()
+    if error is not None and error.startswith("ModuleNotFoundError"):
+        raise ConfigError(
+            "flow backend 'nflows' is not installed: pip install nflows (or adbench[nflows]), "
+            "or use backend = \"zuko\" (the default profiles)"
+        )
+    if error is not None:
+        import torch
+
+        raise ConfigError(
+            f"flow backend 'nflows' does not work with torch {torch.__version__} ({error}); "
+            "use backend = \"zuko\" or install a compatible nflows (pip install nflows)"
+        )
+
+
 def build_flow(config: FlowConfig):
     """The torch module of a conditional flow with 1 context feature (the mass).
 
@@ -157,12 +176,7 @@ def build_flow(config: FlowConfig):
             transforms=config.transforms,
             hidden_features=[config.hidden] * config.hidden_layers,
         )
-    error = _nflows_error()
-    if error is not None:
-        raise ConfigError(
-            f"flow backend 'nflows' does not work with torch {torch.__version__} ({error}); "
-            "use backend = \"zuko\" or install a compatible nflows (pip install nflows)"
-        )
+    check_backend(config.backend)
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow
     from nflows.transforms import (

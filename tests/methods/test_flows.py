@@ -227,6 +227,12 @@ def test_unusable_nflows_is_a_config_error_naming_the_error(monkeypatch):
         flows.build_flow(FlowConfig(2, backend="nflows"))
 
 
+def test_missing_nflows_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(flows, "_nflows_error", lambda: "ModuleNotFoundError: No module named 'nflows'")
+    with pytest.raises(ConfigError, match="'nflows' is not installed: pip install nflows"):
+        flows.build_flow(FlowConfig(2, backend="nflows"))
+
+
 def test_nflows_backend_matches_cathode_architecture():
     pytest.importorskip("nflows")
     from nflows.transforms import BatchNorm, MaskedAffineAutoregressiveTransform, ReversePermutation
