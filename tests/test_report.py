@@ -40,6 +40,12 @@ def test_performance_rows_are_medians_and_quantiles_over_seeds(records):
     lhco_size = performance_rows([{**r, "dataset": "lhco"} for r in records])
     radot = next(r for r in lhco_size if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000))
     assert radot["published_sic_at_1e-3"] == 3.8
+    # template sizes per SR data event: RAD-OT oversamples 4x; the fixture's idealized template (half
+    # of 250k held-out events) is half the SR data; supervised has no template
+    assert row["template_ratio"].median == pytest.approx(4.0, rel=0.01)
+    ratio = {r["method"]: r["template_ratio"] for r in rows if (r["window"], r["n_sig"]) == ("3.30-3.70", 1000)}
+    assert ratio["idealized"].median == pytest.approx(0.5, abs=0.05)
+    assert ratio["supervised"].n == 0
 
 
 def test_timing_rows_separate_training_once_from_per_sr_work(records):
@@ -95,6 +101,9 @@ def test_report_markdown_and_self_contained_html(tmp_path):
     assert "| synthetic-small | 3.30-3.70 | radot | 1000 (724) | 2 |" in markdown
     assert "19.5 s (training once) + 1.6 s per SR" in markdown
     assert "Made on CPU only (no GPU was used)" in markdown
+    idealized_row = next(line for line in markdown.splitlines() if "| 3.30-3.70 | idealized | 1000 (724)" in line)
+    assert "‡" in idealized_row and idealized_row.endswith("| 0.5 [0.5, 0.5] |")
+    assert "‡ the template has fewer events than the SR data" in markdown
     images = re.findall(r"\]\((report_files/[^)]+\.png)\)", markdown)
     assert len(images) >= 8 and all((tmp_path / image).is_file() for image in images)
 

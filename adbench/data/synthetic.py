@@ -212,7 +212,7 @@ def make_synthetic(
 def synthetic_dataset(
     n_background: int = 1_000_000,
     n_signal: int = 100_000,
-    n_reference: int = 500_000,
+    n_reference: int = 3_000_000,
     seed: int = 0,
     name: str = "synthetic",
 ) -> "Dataset":

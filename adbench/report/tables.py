@@ -72,6 +72,12 @@ def method_order(records: list[dict[str, Any]]) -> list[str]:
     return list(seen)
 
 
+def template_ratio(record: dict[str, Any]) -> float | None:
+    """Template events per SR data event, or None for a method without a template."""
+    n_template, n_sr = record.get("n_template") or 0, record.get("n_sr_data") or 0
+    return n_template / n_sr if n_template > 0 and n_sr > 0 else None
+
+
 def performance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (dataset, window, method, n_sig) with metric bands over seeds and published values."""
     ok = [r for r in records if r.get("status") == "ok"]
@@ -91,6 +97,7 @@ def performance_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # SIC there rests on a handful of events (and can exceed the max SIC, which requires min_bkg).
         n_bkg = min(r.get("n_test_background", 0) for r in rs)
         row["sic_at_1e-3_reliable"] = n_bkg * 1e-3 >= min(r.get("min_bkg", 25) for r in rs)
+        row["template_ratio"] = Band.of([template_ratio(r) for r in rs])
         for metric in ("max_sic", "sic_at_1e-3"):
             comparable = dataset in LHCO_SCALE_DATASETS
             published = PUBLISHED_PERFORMANCE.get((base_method(method), metric, n_sig)) if comparable else None
