@@ -32,6 +32,8 @@ bench: $(STAMP)
 reference-reports: $(STAMP)
 	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhco-100k --scan 3.1,3.9,0.4,0.2 \
 		--n-sig 300,1000 --seeds 0,1 --device cpu --no-progress --output reports/lhco-100k-cpu
+	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhcolike --n-sig 1000,3000 --seeds 0,1 \
+		--device cpu --no-progress --output reports/lhcolike-cpu
 	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset synthetic --n-sig 1000,3000 --seeds 0,1 \
 		--device cpu --no-progress --output reports/synthetic-cpu
 

@@ -52,3 +52,18 @@ def test_n_sig_larger_than_the_pool():
 def test_needs_held_out_background():
     with pytest.raises(ConfigError, match="no held-out background"):
         toy_dataset(fraction=0.0)
+
+
+@pytest.mark.parametrize("card", ["synthetic", "synthetic-small"])
+def test_synthetic_idealized_template_outnumbers_the_sr_data(card):
+    """The idealized template is the held-out true background: the synthetic cards hold out enough
+    that it is larger than the SR data (a smaller one limits the classifier, and idealized would
+    then be no upper bound on the generative methods, which oversample 3-4x)."""
+    from adbench.data.cards import load_dataset
+    from adbench.windows import Window
+
+    window = Window(3.3, 3.7)
+    split = load_dataset(card).split(1000, 0)
+    n_template = len(split.truth_in(window).background)
+    n_sr = int(window.in_sr(split.data.m).sum())
+    assert n_template >= 1.4 * n_sr, (n_template, n_sr)
