@@ -78,7 +78,7 @@ def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
     part of the record key)."""
     payload = {
         "dataset": dataset.name,
-        # the sizes, so that a changed dataset card is not mistaken for finished work
+        # the sizes, so that a resized dataset card is not mistaken for finished work
         "events": len(dataset.events),
         "extra_background": 0 if dataset.extra_background is None else len(dataset.extra_background),
         "features": list(dataset.features),

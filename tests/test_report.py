@@ -1,6 +1,8 @@
 """Reports from a small stored results file (tests/fixtures/results_small.jsonl, made by
 `adbench run --methods idealized,supervised,radot,sigma-context --dataset synthetic-small
---scan 3.3,3.9,0.4,0.2 --n-sig 0,1000 --seeds 0,1`): tables, figures and a self-contained HTML."""
+--scan 3.3,3.9,0.4,0.2 --n-sig 0,1000 --seeds 0,1`, when synthetic-small held out 250k background
+events, half of them the idealized template: 0.5 x the SR data): tables, figures and a self-contained
+HTML. Stored on purpose: the report code is tested on fixed records, not on a fresh run."""
 
 import base64
 import re

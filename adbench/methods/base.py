@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from adbench.data.events import Events
+from adbench.errors import ConfigError
 from adbench.windows import Window
 
 
@@ -87,9 +88,18 @@ class BackgroundModel:
 
     def check_ready(self) -> None:
         """Raise ``ConfigError`` if this configuration cannot run on this machine (an optional
-        library missing, ...). The harness calls it before loading any data, so a long scan does
-        not stop halfway on a method that could never have run."""
+        library missing, a setting out of range). The CLI calls it before loading any data and the
+        harness before the first task, so a long scan does not stop halfway on a method that could
+        never have run."""
 
     def info(self) -> dict[str, Any]:
         """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""
         return {}
+
+
+def require(module: str, install: str) -> None:
+    """Raise ``ConfigError`` naming ``install`` when the optional library ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{module} is not installed: {install}")

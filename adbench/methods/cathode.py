@@ -15,7 +15,7 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import MethodFailure
-from adbench.methods.base import BackgroundModel, Truth
+from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.flows import ConditionalFlow, FlowConfig, TrainConfig, check_backend
 from adbench.methods.registry import register
 from adbench.preprocessing import LogitScaler
@@ -70,9 +70,17 @@ class _FlowMethod(BackgroundModel):
         self.eval_batch_size = eval_batch_size
 
     def check_ready(self) -> None:
+        require("torch", "pip install 'adbench[torch]'")
+        if self.backend == "zuko":
+            require("zuko", "pip install 'adbench[torch]'")
+        self._configs(1)
         check_backend(self.backend)
 
     def _new_flow(self, features: int, seed: int) -> ConditionalFlow:
+        config, train = self._configs(features)
+        return ConditionalFlow(config, train, device=self.device, seed=seed)
+
+    def _configs(self, features: int) -> tuple[FlowConfig, TrainConfig]:
         config = FlowConfig(
             features=features, backend=self.backend, transforms=self.transforms, hidden=self.hidden,
             hidden_layers=self.hidden_layers, batch_norm=self.batch_norm,
@@ -83,7 +91,7 @@ class _FlowMethod(BackgroundModel):
             keep_best=self.keep_best, patience=self.patience, max_events=self.max_events,
             eval_batch_size=self.eval_batch_size,
         )
-        return ConditionalFlow(config, train, device=self.device, seed=seed)
+        return config, train
 
     def _sidebands(self, events: Events, window: Window | None) -> Events:
         if window is None:

@@ -145,7 +145,7 @@ def check_backend(backend: str) -> None:
     if backend != "nflows":
         return
     error = _nflows_error()
-    if error is not None and error.startswith("ModuleNotFoundError"):
+    if error is not None and error.startswith("ModuleNotFoundError") and "'nflows" in error:
         raise ConfigError(
             "flow backend 'nflows' is not installed: pip install nflows (or adbench[nflows]), "
             "or use backend = \"zuko\" (the default profiles)"

@@ -46,7 +46,7 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
-from adbench.methods.base import BackgroundModel, Truth
+from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
 from adbench.windows import Window
 
@@ -173,6 +173,12 @@ class RadOT(BackgroundModel):
         self.sinkhorn_tol = sinkhorn_tol
         self.sinkhorn_pairs = sinkhorn_pairs
         self.n_jobs = n_jobs
+
+    def check_ready(self) -> None:
+        self._check_settings()
+        require("ot", "pip install 'adbench[ot]' (POT)")
+        if self.solver == "sinkhorn":
+            require("torch", "pip install 'adbench[torch]' (the sinkhorn solver runs on torch)")
 
     # ------------------------------------------------------------------ fit
     def _check_settings(self) -> None:

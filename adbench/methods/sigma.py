@@ -23,7 +23,7 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
-from adbench.methods.base import BackgroundModel, Truth
+from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.cfm import CFMConfig, FlowMatcher, SolverConfig, TrainConfig
 from adbench.methods.registry import register
 from adbench.windows import Window
@@ -112,6 +112,14 @@ class _CFMMethod(BackgroundModel):
             patience=self.patience, compile=self.compile, amp=self.amp,
         )
         return network, train
+
+    def check_ready(self) -> None:
+        for module in ("torch", "zuko"):
+            require(module, "pip install 'adbench[torch]'")
+        if self.solver != "dopri5":
+            require("torchdiffeq", f"pip install torchdiffeq (the {self.solver} ODE solver)")
+        self._configs(1)
+        self._solver()
 
     def _solver(self) -> SolverConfig:
         return SolverConfig(

@@ -3,6 +3,8 @@
 A new method is picked up automatically; give it a tiny setting in TINY if its fast preset is slow.
 """
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -47,8 +49,11 @@ def test_class_attributes_and_every_preset_profile_are_valid(name):
     assert {"fast", "paper"} <= set(profiles)
     for profile in profiles:
         # __init__ only stores its keyword arguments: every profile's settings must be accepted
-        model = cls(device="cpu", seed=0, **load_preset(name, profile).params)
+        params = load_preset(name, profile).params
+        model = cls(device="cpu", seed=0, **params)
         assert (model.device, model.seed) == ("cpu", 0), profile
+        if params.get("backend") != "nflows" or importlib.util.find_spec("nflows"):
+            model.check_ready()  # every setting valid, every library it needs installed
     implemented = cls.sample if cls.produces == "template" else cls.score
     assert implemented is not getattr(BackgroundModel, "sample" if cls.produces == "template" else "score")
 
@@ -73,3 +78,17 @@ def test_runs_through_the_harness(name, tiny_dataset, tmp_path):
         assert set(record["histograms"]) == set(tiny_dataset.features)
     if not cls.per_window:
         assert record["time_fit_shared_s"] > 0
+
+
+def test_check_ready_refuses_bad_settings_and_missing_libraries(monkeypatch):
+    import importlib.util as util
+
+    from adbench.errors import ConfigError
+    from adbench.harness import MethodSpec, check_methods
+
+    with pytest.raises(ConfigError, match="unknown solver 'simplex'"):
+        get_method_class("radot")(solver="simplex").check_ready()
+    real_find_spec = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "ot" else real_find_spec(name, *a))
+    with pytest.raises(ConfigError, match=r"ot is not installed: pip install 'adbench\[ot\]'"):
+        check_methods([MethodSpec.parse("idealized", "fast"), MethodSpec.parse("radot", "fast")])

@@ -233,6 +233,12 @@ def test_missing_nflows_says_how_to_install_it(monkeypatch):
         flows.build_flow(FlowConfig(2, backend="nflows"))
 
 
+def test_another_missing_library_is_not_blamed_on_nflows(monkeypatch):
+    monkeypatch.setattr(flows, "_nflows_error", lambda: "ModuleNotFoundError: No module named 'torch'")
+    with pytest.raises(ConfigError, match="does not work with.*No module named 'torch'"):
+        flows.check_backend("nflows")
+
+
 def test_nflows_backend_matches_cathode_architecture():
     pytest.importorskip("nflows")
     from nflows.transforms import BatchNorm, MaskedAffineAutoregressiveTransform, ReversePermutation
