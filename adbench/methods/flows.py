@@ -16,6 +16,7 @@ record) and ``states.pt`` (plain tensors, loadable with ``weights_only=True``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -119,6 +120,7 @@ class TrainRecord:
     stopped: str = "epochs"  # epochs | patience | diverged
 
 
+@functools.cache  # the answer cannot change within a process; asked before the run and at every fit
 def _nflows_error() -> str | None:
     """None when nflows imports and builds with the installed torch, else the error in one line."""
     try:

@@ -21,8 +21,8 @@ HOW_TO_READ = (
     "is a classifier's AUC separating the template from true SR background (0.5: indistinguishable); "
     "template-data AUC separates the template from the SR data (it rises with the signal a good "
     "template does not contain). Template / SR is the number of template events per SR data event "
-    "(the generative methods oversample, 3 or 4). Published values are from the papers, made on the real LHCO data "
-    "with their own classifiers; they are shown only for datasets of LHCO size (lhco, lhcolike, "
+    "(the generative methods oversample, 3 or 4). Published values are from the papers, made on the "
+    "real LHCO data with their own classifiers; they are shown only for datasets of LHCO size (lhco, lhcolike, "
     "synthetic), where an N_sig means the same signal fraction: compare trends, not decimals."
 )
 
@@ -69,13 +69,13 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
               "published", "AUC", "fidelity AUC", "template-data AUC", "template / SR"]
     rows = []
     performance = performance_rows(records)
-    for row in performance:
-        small = row["template_ratio"].n > 0 and row["template_ratio"].median < 1.0
+    small = [row["template_ratio"].n > 0 and row["template_ratio"].median < 1.0 for row in performance]
+    for row, template_small in zip(performance, small):
         pub = lambda key: "-" if row[key] is None else f"{row[key]:.1f}"  # noqa: E731
         rows.append([
             row["dataset"], row["window"], row["method"], f"{row['n_sig']} ({row['n_sig_sr'].median:.0f})",
             f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
-            row["max_sic"].text() + (" ‡" if small else ""), pub("published_max_sic"),
+            row["max_sic"].text() + (" ‡" if template_small else ""), pub("published_max_sic"),
             row["sic_at_1e-3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub("published_sic_at_1e-3"),
             row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
             row["template_ratio"].text(1),
@@ -87,7 +87,7 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
             "small): this SIC rests on a handful of events and can exceed the max SIC, which is only "
             "taken where at least `min_bkg` events pass. Compare max SIC instead."
         )
-    if any(row["template_ratio"].n > 0 and row["template_ratio"].median < 1.0 for row in performance):
+    if any(small):
         doc.paragraph(
             "‡ the template has fewer events than the SR data (template / SR below 1): the classifier is "
             "then limited by the template's statistics and finds less signal than a larger template of the "
