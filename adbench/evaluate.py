@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -74,10 +74,17 @@ class ClassifierEnsemble:
         return np.mean([model.predict_proba(x)[:, 1] for model in self.models_], axis=0)
 
 
+def _held_out_sizes(n_a: int, n_b: int, max_events: int) -> tuple[int, int]:
+    """The numbers of events of each sample that ``two_sample_auc`` evaluates on (its second halves)."""
+    n_a, n_b = min(n_a, max_events), min(n_b, max_events)
+    return n_a - n_a // 2, n_b - n_b // 2
+
+
 def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, max_events: int = 200_000) -> float:
     """How well a HistGradientBoosting classifier separates two samples: ROC AUC on held-out halves.
 
     0.5 means indistinguishable. Used for template fidelity (template versus true SR background).
+    ``auc_null`` gives its distribution when both samples come from one distribution.
 
     Args:
         a: (n_a, d), b: (n_b, d).
@@ -98,5 +105,68 @@ def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0, max_events: int 
     return float(roc_auc_score(y_test, ensemble.predict(x_test), sample_weight=weight))
 
 
-def with_classifier(config: ClassifierConfig, **changes: object) -> ClassifierConfig:
-    return replace(config, **changes)
+@dataclass(frozen=True)
+class AucNull:
+    """The distribution of ``two_sample_auc`` for two samples of one distribution (a perfect template).
+
+    Attributes:
+        mean, std: of the AUC under that hypothesis.
+        n_a, n_b: held-out events of each sample the AUC is computed on.
+        source: ``mann-whitney`` (exact moments) or ``empirical (K draws)``.
+    """
+
+    mean: float
+    std: float
+    n_a: int
+    n_b: int
+    source: str = "mann-whitney"
+
+    def limit(self, n_sigma: float) -> float:
+        """The AUC ``n_sigma`` null standard deviations above the null mean."""
+        return self.mean + n_sigma * self.std
+
+    def sigmas(self, auc: float) -> float:
+        """How many null standard deviations ``auc`` lies above the null mean."""
+        return (auc - self.mean) / self.std
+
+    def describe(self, auc: float, n_sigma: float) -> str:
+        """One line: the AUC, the null, the limit and the distance to it (for test output and logs)."""
+        return (
+            f"AUC {auc:.4f} = null {self.mean:.4f} + {self.sigmas(auc):.1f} sigma (sigma {self.std:.4f}, "
+            f"{self.source}, {self.n_a} vs {self.n_b} held-out events); limit {n_sigma:g} sigma = "
+            f"{self.limit(n_sigma):.4f}, {n_sigma - self.sigmas(auc):+.1f} sigma to spare"
+        )
+
+
+def auc_null(n_a: int, n_b: int, max_events: int = 200_000) -> AucNull:
+    """The null of ``two_sample_auc`` for samples of sizes ``n_a`` and ``n_b``, from its held-out halves.
+
+    The classifier is trained on the first halves only, so on the second halves its AUC is a
+    Mann-Whitney statistic of a fixed score: under the null (both samples from one distribution) its
+    mean is 1/2 and its variance (n1 + n2 + 1) / (12 n1 n2), whatever the classifier learned and on
+    any CPU (ties only make the variance smaller, so the limit is conservative).
+    """
+    n1, n2 = _held_out_sizes(n_a, n_b, max_events)
+    if min(n1, n2) < 1:
+        raise ConfigError(f"no held-out events to compute an AUC null for sizes {n_a} and {n_b}")
+    return AucNull(0.5, float(np.sqrt((n1 + n2 + 1) / (12.0 * n1 * n2))), n1, n2)
+
+
+def empirical_auc_null(
+    pool: np.ndarray, n_a: int, n_b: int, repeats: int = 30, seed: int = 0, max_events: int = 200_000
+) -> AucNull:
+    """The null measured: ``two_sample_auc`` between disjoint random subsets of sizes ``n_a`` and
+    ``n_b`` of one pool (true background, or a template and its reference pooled: a permutation test).
+
+    Args:
+        pool: (n, d) with n >= n_a + n_b.
+    """
+    if len(pool) < n_a + n_b:
+        raise ConfigError(f"the pool has {len(pool)} events, fewer than {n_a} + {n_b}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for k in range(repeats):
+        order = rng.permutation(len(pool))
+        values.append(two_sample_auc(pool[order[:n_a]], pool[order[n_a:n_a + n_b]], seed=seed + k, max_events=max_events))
+    n1, n2 = _held_out_sizes(n_a, n_b, max_events)
+    return AucNull(float(np.mean(values)), float(np.std(values, ddof=1)), n1, n2, f"empirical ({repeats} draws)")

@@ -1,7 +1,12 @@
-"""Shared fixtures: tiny synthetic data, an LHCO-layout file writer, the shared-data paths."""
+"""Shared fixtures: tiny synthetic data, an LHCO-layout file writer, the shared-data paths.
+
+``ADBENCH_TEST_DATA_SEED=K`` shifts the generator seed of every synthetic sample the tests draw by K
+(default 0), so that the whole suite can be rerun on other data: no verdict may hang on one sample.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,12 @@ LHCO_SR = SHARED / "lhco-sr"
 
 requires_lhco_100k = pytest.mark.skipif(not LHCO_100K.is_file(), reason="../shared/data/lhco-100k is absent")
 requires_lhco_sr = pytest.mark.skipif(not (LHCO_SR / "innerdata_test.npy").is_file(), reason="../shared/data/lhco-sr is absent")
+DATA_SEED_OFFSET = int(os.environ.get("ADBENCH_TEST_DATA_SEED", "0"))
+
+
+def data_seed(seed: int) -> int:
+    """The generator seed a test uses for its synthetic sample number ``seed``."""
+    return seed + DATA_SEED_OFFSET
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +31,7 @@ def small_dataset():
     """Synthetic: 150k background, 15k signal pool, 150k held-out background (full mass range)."""
     from adbench.data.synthetic import synthetic_dataset
 
-    return synthetic_dataset(n_background=150_000, n_signal=15_000, n_reference=150_000, seed=1)
+    return synthetic_dataset(n_background=150_000, n_signal=15_000, n_reference=150_000, seed=data_seed(1))
 
 
 def lhco_columns(n: int, rng: np.random.Generator, mjj_range=(2.0, 6.0)) -> np.ndarray:
@@ -59,3 +70,45 @@ def write_lhco_file(path: Path, values: np.ndarray, columns: list[str] | None = 
         group.create_dataset("block0_items", data=np.array([c.encode() for c in columns]))
         group.create_dataset("block0_values", data=np.asarray(values, dtype=dtype))
     return path
+
+
+def fidelity_sigmas(sample: np.ndarray, reference: np.ndarray, n_sigma: float, what: str, seed: int = 0) -> float:
+    """How many standard deviations of the calibrated null (``adbench.evaluate.auc_null``) the
+    two-sample AUC of ``sample`` versus ``reference`` lies above 0.5; prints it with the limit
+    ``n_sigma`` (and appends the line to ``$ADBENCH_FIDELITY_LOG`` when set)."""
+    from adbench.evaluate import auc_null, two_sample_auc
+
+    auc = two_sample_auc(sample, reference, seed=seed)
+    null = auc_null(len(sample), len(reference))
+    line = f"{what}: {null.describe(auc, n_sigma)}"
+    print(line)
+    if os.environ.get("ADBENCH_FIDELITY_LOG"):
+        with open(os.environ["ADBENCH_FIDELITY_LOG"], "a") as handle:
+            handle.write(f"data seed +{DATA_SEED_OFFSET}, OMP {os.environ.get('OMP_NUM_THREADS', '-')}: {line}\n")
+    return null.sigmas(auc)
+
+
+def assert_faithful(sample: np.ndarray, reference: np.ndarray, n_sigma: float, what: str, seed: int = 0) -> None:
+    """The sample passes for the reference: its AUC lies less than ``n_sigma`` null deviations above 0.5."""
+    sigmas = fidelity_sigmas(sample, reference, n_sigma, what, seed)
+    assert sigmas < n_sigma, f"{what}: {sigmas:.1f} sigma above the null, limit {n_sigma}"
+
+
+def assert_distinguishable(sample: np.ndarray, reference: np.ndarray, n_sigma: float, what: str, seed: int = 0) -> None:
+    """A negative control: the sample must fail the same check (its AUC above ``n_sigma``)."""
+    sigmas = fidelity_sigmas(sample, reference, n_sigma, what, seed)
+    assert sigmas > n_sigma, f"{what}: only {sigmas:.1f} sigma above the null, expected more than {n_sigma}"
+
+
+def stored_auc_sigmas(auc: float, n_a: int, n_b: int, n_sigma: float, what: str) -> float:
+    """Like ``fidelity_sigmas`` for an AUC already computed (a stored record's) on samples of sizes
+    ``n_a`` and ``n_b``; prints the distance to the limit ``n_sigma``."""
+    from adbench.evaluate import auc_null
+
+    null = auc_null(n_a, n_b)
+    line = f"{what}: {null.describe(auc, n_sigma)}"
+    print(line)
+    if os.environ.get("ADBENCH_FIDELITY_LOG"):
+        with open(os.environ["ADBENCH_FIDELITY_LOG"], "a") as handle:
+            handle.write(f"data seed +{DATA_SEED_OFFSET}, OMP {os.environ.get('OMP_NUM_THREADS', '-')}: {line}\n")
+    return null.sigmas(auc)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 
 from adbench.cli import main
-from tests.conftest import requires_lhco_100k
+from tests.conftest import requires_lhco_100k, stored_auc_sigmas
 
 
 @requires_lhco_100k
@@ -20,10 +20,13 @@ def test_small_benchmark_on_the_first_100k_real_events(tmp_path, capsys):
     by = {(r["method"], r["n_sig"]): r for r in records}
     assert len(by) == 6 and all(r["status"] == "ok" for r in records), [r.get("error") for r in records]
     assert all(r["dataset"] == "lhco-100k" and r["device"].startswith("CPU") for r in records)
-    # without signal the true background is indistinguishable from the SR data; RAD-OT's template
-    # comes close (0.54 measured: 0.2 TeV sidebands of 100k events are thin)
-    assert abs(by[("idealized", 0)]["template_data_auc"] - 0.5) < 0.03
-    assert abs(by[("radot", 0)]["template_data_auc"] - 0.5) < 0.08
+    # without signal the true background is indistinguishable from the SR data (two-sided null);
+    # RAD-OT's template comes close (0.2 TeV sidebands of 100k events are thin: 0.54 measured, a few
+    # null deviations; the limit is the sigma tests' 12)
+    for method, limit in (("idealized", 4.0), ("radot", 12.0)):
+        r = by[(method, 0)]
+        sigmas = stored_auc_sigmas(r["template_data_auc"], r["n_template"], r["n_sr_data"], limit, f"{method} vs SR data")
+        assert abs(sigmas) < limit
     # 1500 injected of 100k events (S/B about 4% in the SR): the truth-labelled classifier finds it
     assert by[("supervised", 1500)]["max_sic"] > 3
     assert by[("idealized", 1500)]["max_sic"] > 1

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from adbench.evaluate import ClassifierConfig, ClassifierEnsemble, two_sample_auc
+from adbench.evaluate import ClassifierConfig, ClassifierEnsemble, auc_null, empirical_auc_null, two_sample_auc
 from adbench.metrics import max_sic, sic_at_fpr
 from tests.conftest import LHCO_SR, requires_lhco_sr
 
@@ -13,8 +13,24 @@ def test_ensemble_separates_shifted_samples_and_is_seeded():
     p1 = ClassifierEnsemble(config, seed=1).fit(a, b).predict(a[:10])
     p2 = ClassifierEnsemble(config, seed=1).fit(a, b).predict(a[:10])
     assert np.array_equal(p1, p2)
-    assert two_sample_auc(a, b) > 0.6
-    assert abs(two_sample_auc(rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))) - 0.5) < 0.04
+    assert auc_null(len(a), len(b)).sigmas(two_sample_auc(a, b)) > 10
+    null = auc_null(4000, 4000)
+    assert abs(null.sigmas(two_sample_auc(rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3))))) < 4
+
+
+def test_the_analytic_null_bounds_the_measured_one():
+    """The Mann-Whitney null (exact moments for a classifier scored on held-out halves) against 30
+    draws of the real thing: same mean, and a spread at least as large (ties only shrink it)."""
+    pool = np.random.default_rng(1).normal(size=(12_000, 4)).astype(np.float32)
+    measured, exact = empirical_auc_null(pool, 3000, 1000, repeats=30, seed=2), auc_null(3000, 1000)
+    print(measured, exact)
+    assert (measured.n_a, measured.n_b) == (exact.n_a, exact.n_b) == (1500, 500)
+    # the mean of 30 draws lies within 4 standard errors of 1/2
+    assert abs(measured.mean - 0.5) < 4 * exact.std / np.sqrt(30)
+    # a sample standard deviation of 30 draws exceeds the true one by 50% with probability about 1e-4
+    assert measured.std < 1.5 * exact.std
+    assert exact.limit(3) == pytest.approx(0.5 + 3 * exact.std)
+    assert "sigma to spare" in exact.describe(0.51, 3)
 
 
 @requires_lhco_sr

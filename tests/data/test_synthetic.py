@@ -2,7 +2,7 @@ import numpy as np
 
 from adbench.data.lhco import load_lhco_events
 from adbench.data.synthetic import load_calibration, make_synthetic
-from tests.conftest import LHCO_100K, requires_lhco_100k
+from tests.conftest import LHCO_100K, data_seed, requires_lhco_100k
 
 
 def test_seeded_and_sized():
@@ -13,7 +13,7 @@ def test_seeded_and_sized():
 
 
 def test_looks_like_lhco_where_it_matters():
-    events = make_synthetic(200_000, 20_000, seed=0)
+    events = make_synthetic(200_000, 20_000, seed=data_seed(0))
     bkg, sig = events.background(), events.signal()
     # a falling spectrum above the trigger turn-on
     counts, _ = np.histogram(bkg.m, bins=[3.0, 3.5, 4.0, 4.5, 5.0])
@@ -44,7 +44,7 @@ def test_calibration_matches_the_real_events():
 def test_comparison_figure_and_stats_of_two_synthetic_samples():
     from adbench.report.synthetic import comparison_figure, comparison_stats
 
-    a, b = make_synthetic(60_000, 1_000, seed=1), make_synthetic(60_000, 1_000, seed=2)
+    a, b = make_synthetic(60_000, 1_000, seed=data_seed(1)), make_synthetic(60_000, 1_000, seed=data_seed(2))
     stats = comparison_stats(a, b)
     assert set(stats) == set(a.features)
     for name, s in stats.items():

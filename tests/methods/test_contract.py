@@ -16,6 +16,7 @@ from adbench.methods.registry import get_method_class, method_names
 from adbench.resources import load_toml, resource_dir
 from adbench.results import ResultStore
 from adbench.windows import Window
+from tests.conftest import data_seed
 
 #: Overrides of the fast preset that keep one run of each method to a few seconds.
 TINY = {
@@ -36,7 +37,7 @@ COMMON = ["dataset", "window", "method", "profile", "n_sig", "seed", "status", "
 def tiny_dataset():
     from adbench.data.synthetic import synthetic_dataset
 
-    return synthetic_dataset(n_background=60_000, n_signal=6_000, n_reference=60_000, seed=3)
+    return synthetic_dataset(n_background=60_000, n_signal=6_000, n_reference=60_000, seed=data_seed(3))
 
 
 @pytest.mark.parametrize("name", method_names())
