@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
              "(e.g. paper-gpu); NAME:PROFILE in --methods overrides it per method",
     )
     run.add_argument("--features", choices=["sigma", "cathode"], help="feature set (default: the dataset's)")
+    run.add_argument(
+        "--template-size", type=float, default=4.0,
+        help="template events per SR data event, the same for every method (default 4)",
+    )
     run.add_argument("--output", required=True, help="run directory (results.jsonl, report)")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
         "calibrate-synthetic", help="refit the synthetic generator to a labelled LHCO-layout file"
     )
     calibrate.add_argument("file")
+    calibrate.add_argument(
+        "--output", required=True,
+        help="calibration JSON to write; use it with 'calibration = \"PATH\"' in a synthetic card's [synthetic] table",
+    )
     calibrate.add_argument("--figure", help="also write a synthetic-versus-real comparison figure (PNG)")
     compare = data.add_parser("compare-synthetic", help="figure comparing the synthetic data with a real file")
     compare.add_argument("file")
@@ -85,7 +93,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from adbench.data.cards import load_dataset
     from adbench.environment import resolve_device
-    from adbench.evaluate import ClassifierConfig
     from adbench.harness import MethodSpec, RunConfig, check_methods, run_benchmark
     from adbench.windows import Window, parse_scan, parse_sr
 
@@ -110,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     config = RunConfig(
         methods=methods, windows=windows, n_sigs=n_sigs, seeds=seeds, output=Path(args.output),
-        device=device, profile=args.profile, classifier=ClassifierConfig.profile(args.profile),
+        device=device, template_size=args.template_size,
         command="adbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     print(
@@ -181,29 +188,32 @@ def cmd_data(args: argparse.Namespace) -> int:
         print(f"{dataset.name}: {len(events):,} events ({events.n_signal:,} signal), features {list(dataset.features)}")
         print(f"mjj range {events.m.min():.3f}-{events.m.max():.3f} TeV; {w}: "
               f"{int(w.in_sr(events.background().m).sum()):,} background events")
-        extra = dataset.extra_background
-        print(f"held-out background: {len(extra) if extra is not None else 0:,} extra events + "
-              f"{dataset.reference_fraction:.0%} of the main background")
+        for sample in dataset.held_out:
+            print(f"held-out background: {len(sample.events):,} events of {sample.source} covering "
+                  f"{sample.coverage[0]:g}-{sample.coverage[1]:g} TeV")
+        holdout = dataset.holdout
+        if holdout.kind != "none":
+            print(f"windows no extra sample covers: {holdout.fraction:.0%} of the main background held out ({holdout.kind})")
         return 0
     if args.data_command == "calibrate-synthetic":
-        from adbench.data.lhco import load_lhco_events
-        from adbench.data.synthetic import CALIBRATION_FILE, SyntheticModel
-
         from adbench.data.fetch import sha256sum
+        from adbench.data.lhco import load_lhco_events
+        from adbench.data.synthetic import SyntheticModel
 
         events = load_lhco_events(args.file)
         model = SyntheticModel.fit(events, source=f"{Path(args.file).name} (sha256 {sha256sum(args.file)})")
-        CALIBRATION_FILE.write_text(model.to_json())
-        print(CALIBRATION_FILE)
+        output = Path(args.output)
+        output.write_text(model.to_json())
+        print(output)
         if args.figure:
-            from adbench.report.synthetic import comparison_figure
+            from adbench.data.synthetic_compare import comparison_figure
 
             comparison_figure(events).savefig(args.figure, dpi=110)
             print(args.figure)
         return 0
     if args.data_command == "compare-synthetic":
         from adbench.data.lhco import load_lhco_events
-        from adbench.report.synthetic import comparison_figure
+        from adbench.data.synthetic_compare import comparison_figure
 
         comparison_figure(load_lhco_events(args.file)).savefig(args.output, dpi=110)
         print(args.output)

@@ -1,12 +1,18 @@
-"""The shared downstream classifier (SR data versus template) and template fidelity."""
+"""The shared downstream classifier (SR data versus template), template fidelity and its null."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adbench.data.events import Events
+
+HISTOGRAM_BINS = 40
 
 
 @dataclass(frozen=True)
@@ -26,13 +32,11 @@ class ClassifierConfig:
 
     @classmethod
     def profile(cls, name: str) -> ClassifierConfig:
-        """``fast``, or ``paper`` for the published ensemble. Method-specific extra profiles
-        (``paper-gpu``, ...) pick the classifier of their base name: ``paper-*`` -> ``paper``."""
+        """The classifier of a method profile: the published ensemble for ``paper`` and its variants
+        (``paper-gpu``, ``paper-nflows``...), the small default for every other (``fast``, ``cpu``)."""
         if name == "paper" or name.startswith("paper-"):
             return cls(n_models=50, max_iter=1000)
-        if name == "fast" or name.startswith("fast-"):
-            return cls()
-        raise ConfigError(f"unknown classifier profile {name!r}; choose fast or paper (or fast-*/paper-*)")
+        return cls()
 
 
 class ClassifierEnsemble:
@@ -43,17 +47,25 @@ class ClassifierEnsemble:
         self.config = config
         self.seed = seed
 
-    def fit(self, x_pos: np.ndarray, x_neg: np.ndarray) -> ClassifierEnsemble:
+    def fit(self, x_pos: np.ndarray, x_neg: np.ndarray, groups_neg: np.ndarray | None = None) -> ClassifierEnsemble:
         """x_pos: (n1, d) label-1 events (SR data); x_neg: (n0, d) label-0 events (template).
 
         Members differ by their seed, hence by the random validation subset used for early stopping
-        (scikit-learn keeps the trees grown until the stop, as in the published protocol).
+        (the trees grown until the stop are kept, as in the published protocol).
+
+        Args:
+            groups_neg: (n0,) ids of the label-0 events' sources. Events of one source (RAD-OT's
+                reused sideband pairs) go to the same side of every validation split, so that early
+                stopping never validates on copies of training events. None: every event its own.
         """
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         x = np.concatenate([x_pos, x_neg]).astype(np.float32)
         y = np.concatenate([np.ones(len(x_pos)), np.zeros(len(x_neg))])
         weight = np.where(y == 1, len(y) / (2 * len(x_pos)), len(y) / (2 * len(x_neg)))
+        groups = np.arange(len(x_neg)) if groups_neg is None else np.asarray(groups_neg)
+        if len(groups) != len(x_neg):
+            raise ConfigError(f"groups_neg has {len(groups)} entries for {len(x_neg)} events")
         c = self.config
         self.models_ = []
         for k in range(c.n_models):
@@ -62,11 +74,25 @@ class ClassifierEnsemble:
                 learning_rate=c.learning_rate,
                 max_leaf_nodes=c.max_leaf_nodes,
                 early_stopping=c.early_stopping,
-                validation_fraction=c.validation_fraction if c.early_stopping else None,
+                validation_fraction=None,
                 random_state=self.seed * 1000 + k,
             )
-            self.models_.append(model.fit(x, y, sample_weight=weight))
+            if not c.early_stopping:
+                self.models_.append(model.fit(x, y, sample_weight=weight))
+                continue
+            val = self._validation_rows(len(x_pos), groups, np.random.default_rng([self.seed, k]))
+            self.models_.append(model.fit(
+                x[~val], y[~val], sample_weight=weight[~val], X_val=x[val], y_val=y[val], sample_weight_val=weight[val]
+            ))
         return self
+
+    def _validation_rows(self, n_pos: int, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(n_pos + n_neg,) bool: the events of one member's early-stopping validation split."""
+        fraction = self.config.validation_fraction
+        val_pos = rng.random(n_pos) < fraction
+        sources, inverse = np.unique(groups, return_inverse=True)
+        val_neg = (rng.random(len(sources)) < fraction)[inverse]
+        return np.concatenate([val_pos, val_neg])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """(n, d) -> (n,) mean predicted probability of label 1 (of the class-balanced problem)."""
@@ -170,3 +196,21 @@ def empirical_auc_null(
         values.append(two_sample_auc(pool[order[:n_a]], pool[order[n_a:n_a + n_b]], seed=seed + k, max_events=max_events))
     n1, n2 = _held_out_sizes(n_a, n_b, max_events)
     return AucNull(float(np.mean(values)), float(np.std(values, ddof=1)), n1, n2, f"empirical ({repeats} draws)")
+
+
+def feature_histograms(sr_data: Events, template: np.ndarray, background: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per-feature histograms (counts) of SR data, template and true SR background on common bins,
+    stored with the record so reports can draw data-versus-template plots without re-running."""
+    out = {}
+    for i, name in enumerate(sr_data.features):
+        low, high = np.quantile(sr_data.x[:, i], [0.001, 0.999])
+        if not high > low:
+            high = low + 1.0
+        edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
+        out[name] = {
+            "edges": np.round(edges, 6).tolist(),
+            "data": np.histogram(sr_data.x[:, i], edges)[0].tolist(),
+            "template": np.histogram(template[:, i], edges)[0].tolist(),
+            "background": np.histogram(background[:, i], edges)[0].tolist(),
+        }
+    return out

@@ -1,16 +1,15 @@
 """The benchmark loop: for each seed x N_sig x method x window, fit, build the template, classify,
-score and time; one result record per task, appended as soon as it is finished."""
+score and time; one ``Record`` per task, appended as soon as it is finished."""
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -18,33 +17,38 @@ from adbench.data.dataset import Dataset, Split
 from adbench.data.events import Events
 from adbench.environment import environment_summary
 from adbench.errors import ConfigError, DataError, MethodFailure
-from adbench.evaluate import ClassifierConfig, ClassifierEnsemble, two_sample_auc
+from adbench.evaluate import ClassifierConfig, ClassifierEnsemble, auc_null, feature_histograms, two_sample_auc
 from adbench.masses import sample_masses
 from adbench.methods.base import BackgroundModel
 from adbench.methods.presets import Preset, load_preset
 from adbench.methods.registry import canonical_name, get_method_class
-from adbench.metrics import downsampled_curve, max_sic, roc_auc, sic_at_fpr
-from adbench.results import ResultStore, record_key
+from adbench.metrics import bootstrap_errors, downsampled_curve, sensitivity
+from adbench.results import Record, ResultStore
+from adbench.settings import settings_dict
 from adbench.timing import Stopwatch
 from adbench.windows import Window
 
 log = logging.getLogger(__name__)
 MIN_TEST_EVENTS = 20  # per class in a window's test set
-HISTOGRAM_BINS = 40
+#: Template events per SR data event, the same for every method unless the run says otherwise.
+DEFAULT_TEMPLATE_SIZE = 4.0
 
 
 @dataclass(frozen=True, eq=False)
 class MethodSpec:
-    """A method as the user asked for it: ``name`` or ``name:profile``."""
+    """A method as the user asked for it (``name`` or ``name:profile``): its preset and the
+    classifier of that profile (``paper`` profiles use the published ensemble)."""
 
     name: str
     preset: Preset
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
 
     @classmethod
     def parse(cls, text: str, default_profile: str) -> MethodSpec:
         name, _, profile = text.strip().partition(":")
         canonical = canonical_name(name)
-        return cls(canonical, load_preset(canonical, profile or default_profile))
+        preset = load_preset(canonical, profile or default_profile)
+        return cls(canonical, preset, ClassifierConfig.profile(preset.profile))
 
     @property
     def cls(self) -> type[BackgroundModel]:
@@ -53,16 +57,33 @@ class MethodSpec:
 
 @dataclass
 class RunConfig:
+    """What to run and where the records go.
+
+    Attributes:
+        classifier: when set, every method uses this classifier instead of its profile's.
+        template_size: template events per SR data event for every template method (the idealized
+            template takes at most this many held-out events).
+        bootstrap: replicas of the test set for the statistical errors (0: none).
+    """
+
     methods: list[MethodSpec]
     windows: list[Window]
     n_sigs: list[int]
     seeds: list[int]
     output: Path
     device: str = "cpu"
-    profile: str = "fast"
-    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    classifier: ClassifierConfig | None = None
+    template_size: float = DEFAULT_TEMPLATE_SIZE
     min_bkg: int = 25
+    bootstrap: int = 200
     command: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.template_size > 0:
+            raise ConfigError(f"the template size must be positive, got {self.template_size}")
+
+    def classifier_for(self, spec: MethodSpec) -> ClassifierConfig:
+        return self.classifier or spec.classifier
 
 
 @dataclass
@@ -78,23 +99,24 @@ def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
     part of the record key)."""
     payload = {
         "dataset": dataset.name,
-        # the sizes, so that a resized dataset card is not mistaken for finished work
-        "events": len(dataset.events),
-        "extra_background": 0 if dataset.extra_background is None else len(dataset.extra_background),
+        "dataset_sizes": dataset.sizes(),
+        "holdout": asdict(dataset.holdout),
+        "thinned_span": dataset.thinned_span(config.windows),
         "features": list(dataset.features),
-        "reference_fraction": dataset.reference_fraction,
         "method": spec.name,
         "profile": spec.preset.profile,
-        "params": spec.preset.params,
+        "settings": settings_dict(make_model(spec, "cpu", 0, config.classifier_for(spec)).config),
         "template": asdict(spec.preset.template),
-        "classifier": asdict(config.classifier),
+        "template_size": config.template_size,
+        "classifier": asdict(config.classifier_for(spec)),
         "min_bkg": config.min_bkg,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_windows(dataset: Dataset, windows: list[Window]) -> None:
-    """Every window must lie inside the data's mass range and hold data events."""
+    """Every window must lie inside the data's mass range, hold data events and be covered by a
+    held-out background sample."""
     m = dataset.events.m
     low, high = float(m.min()), float(m.max())
     for window in windows:
@@ -104,6 +126,7 @@ def check_windows(dataset: Dataset, windows: list[Window]) -> None:
             )
         if not window.in_sr(m).any():
             raise DataError(f"{window} holds no events of dataset {dataset.name!r}")
+        dataset.check_covered(window)
 
 
 def check_methods(methods: list[MethodSpec], device: str = "cpu") -> None:
@@ -115,26 +138,23 @@ def check_methods(methods: list[MethodSpec], device: str = "cpu") -> None:
         if ident in seen:
             raise ConfigError(f"method {spec.name!r} with profile {spec.preset.profile!r} is listed twice")
         seen.add(ident)
-        make_model(spec, device, 0, ClassifierConfig()).check_ready()
+        make_model(spec, device, 0, spec.classifier).check_ready()
 
 
 def make_model(spec: MethodSpec, device: str, seed: int, classifier: ClassifierConfig) -> BackgroundModel:
-    params = dict(spec.preset.params)
-    accepted = inspect.signature(spec.cls.__init__).parameters
-    if "classifier" in accepted and "classifier" not in params:
-        params["classifier"] = classifier
-    unknown = [key for key in params if key not in accepted and not any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())]
-    if unknown:
-        raise ConfigError(f"preset of {spec.name} ({spec.preset.profile}) has unknown settings {unknown}")
-    return spec.cls(device=device, seed=seed, **params)
+    """The method of ``spec`` with its preset's settings (``ConfigError`` naming the preset when they
+    are wrong)."""
+    cls = spec.cls
+    extra = {"classifier": classifier} if cls.uses_classifier else {}
+    model = cls(device=device, seed=seed, settings=spec.preset.params, **extra)
+    try:
+        model.config  # noqa: B018 - validates the settings now, with the preset named
+    except ConfigError as error:
+        raise ConfigError(f"{spec.preset.source or spec.name}: {error}") from None
+    return model
 
 
-def run_benchmark(
-    dataset: Dataset,
-    config: RunConfig,
-    progress: Callable[[int], Any] | None = None,
-) -> RunSummary:
+def run_benchmark(dataset: Dataset, config: RunConfig, progress: Callable[[int], Any] | None = None) -> RunSummary:
     """Run every pending task of ``config`` on ``dataset``; records go to ``config.output``.
 
     Args:
@@ -151,13 +171,8 @@ def run_benchmark(
     def key(spec: MethodSpec, window: Window, n_sig: int, seed: int) -> tuple:
         return (dataset.name, window.name, spec.name, n_sig, seed, hashes[spec])
 
-    plan = [
-        (seed, n_sig, spec, window)
-        for seed in config.seeds
-        for n_sig in config.n_sigs
-        for spec in config.methods
-        for window in config.windows
-    ]
+    plan = [(seed, n_sig, spec, window) for seed in config.seeds for n_sig in config.n_sigs
+            for spec in config.methods for window in config.windows]
     pending = [task for task in plan if key(task[2], task[3], task[1], task[0]) not in done]
     summary = RunSummary(skipped=len(plan) - len(pending), output=store.path)
     bar = progress(len(pending)) if progress and pending else None
@@ -167,30 +182,30 @@ def run_benchmark(
                 todo = [(s, w) for (sd, ns, s, w) in pending if sd == seed and ns == n_sig]
                 if not todo:
                     continue
-                split = dataset.split(n_sig, seed)
+                split = dataset.split(n_sig, seed, config.windows)
                 shared: dict[str, tuple[BackgroundModel, float, str]] = {}
                 for spec in config.methods:
                     windows = [w for (s, w) in todo if s is spec]
                     if not windows:
                         continue
-                    base = {
-                        "dataset": dataset.name, "method": spec.name, "profile": spec.preset.profile,
-                        "family": spec.cls.family, "per_window": spec.cls.per_window,
-                        "n_sig": n_sig, "seed": seed, "config_hash": hashes[spec],
-                        "features": list(dataset.features), "classifier": asdict(config.classifier),
-                        "command": config.command, **env,
-                    }
                     if bar:
                         bar.set_postfix_str(f"seed {seed}, N_sig {n_sig}, {spec.name}")
-                    for record in _run_method(spec, windows, split, config, shared):
-                        record = {**base, **record, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-                        assert record_key(record) == key(spec, Window(record["window_low"], record["window_high"]), n_sig, seed)
+                    common = dict(
+                        dataset=dataset.name, method=spec.name, n_sig=n_sig, seed=seed, config_hash=hashes[spec],
+                        profile=spec.preset.profile, family=spec.cls.family, per_window=spec.cls.per_window,
+                        features=list(dataset.features), classifier=asdict(config.classifier_for(spec)),
+                        template_size=config.template_size, command=config.command, **env,
+                    )
+                    for record in _run_method(spec, windows, split, config, shared, common):
+                        record.timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                        assert record.key == key(spec, Window(record.window_low, record.window_high), n_sig, seed)
                         store.append(record)
-                        if record["status"] == "ok":
+                        if record.ok:
                             summary.finished += 1
                         else:
                             summary.failed += 1
-                            log.warning("%s %s N_sig=%d seed=%d failed: %s", spec.name, record["window"], n_sig, seed, record["error"])
+                            log.warning("%s %s N_sig=%d seed=%d failed: %s", spec.name, record.window, n_sig, seed,
+                                        record.error)
                         if bar:
                             bar.update(1)
     finally:
@@ -205,14 +220,15 @@ def _run_method(
     split: Split,
     config: RunConfig,
     shared: dict[str, tuple[BackgroundModel, float, str]],
-):
-    """Yield one record (without the common fields) per window for one method."""
+    common: dict[str, Any],
+) -> Iterator[Record]:
+    """One record per window for one method (the shared fit first, for a method trained once)."""
     cls = spec.cls
     shared_time, shared_note = 0.0, None
     model: BackgroundModel | None = None
     if not cls.per_window:
         try:
-            model = make_model(spec, config.device, split.seed, config.classifier)
+            model = make_model(spec, config.device, split.seed, config.classifier_for(spec))
             signature = model.fit_signature()
             if signature is not None and signature in shared:
                 source, shared_time, source_name = shared[signature]
@@ -227,38 +243,38 @@ def _run_method(
                     shared[signature] = (model, shared_time, spec.name)
         except (MethodFailure, DataError) as error:
             for window in windows:
-                yield _failed(window, f"shared fit: {error}")
+                yield _failed(window, f"shared fit: {error}", common)
             return
     for window in windows:
         try:
-            record = _run_window(spec, model, window, split, config)
+            record = _run_window(spec, model, window, split, config, common)
         except (MethodFailure, DataError) as error:
-            yield _failed(window, str(error))
+            yield _failed(window, str(error), common)
             continue
         except (RuntimeError, ValueError, FloatingPointError) as error:
             log.debug("task failed", exc_info=True)
-            yield _failed(window, f"{type(error).__name__}: {error}")
+            yield _failed(window, f"{type(error).__name__}: {error}", common)
             continue
-        record["time_fit_shared_s"] = shared_time
-        record["shared_fit_from"] = shared_note
+        record.time_fit_shared_s = shared_time
+        record.shared_fit_from = shared_note
         yield record
 
 
-def _failed(window: Window, reason: str) -> dict[str, Any]:
-    return {
-        "window": window.name, "window_low": window.low, "window_high": window.high,
-        "status": "failed", "error": reason,
-    }
+def _failed(window: Window, reason: str, common: dict[str, Any]) -> Record:
+    return Record(window=window.name, window_low=window.low, window_high=window.high, status="failed",
+                  error=reason, **common)
 
 
 def _run_window(
-    spec: MethodSpec, model: BackgroundModel | None, window: Window, split: Split, config: RunConfig
-) -> dict[str, Any]:
+    spec: MethodSpec, model: BackgroundModel | None, window: Window, split: Split, config: RunConfig,
+    common: dict[str, Any],
+) -> Record:
     cls = spec.cls
+    classifier_config = config.classifier_for(spec)
     watch = Stopwatch(config.device)
     rng = np.random.default_rng([split.seed, int(round(window.low * 1000)), int(round(window.high * 1000))])
     sr_data = split.data.in_range(window.low, window.high)
-    test = split.test.in_range(window.low, window.high)
+    test = split.test_in(window)
     n_test_sig, n_test_bkg = test.n_signal, len(test) - test.n_signal
     if n_test_sig < MIN_TEST_EVENTS or n_test_bkg < MIN_TEST_EVENTS:
         raise DataError(
@@ -269,58 +285,56 @@ def _run_window(
         raise DataError(f"{window}: only {len(sr_data)} data events in the signal region")
 
     if cls.per_window:
-        model = make_model(spec, config.device, split.seed, config.classifier)
+        model = make_model(spec, config.device, split.seed, classifier_config)
         truth = split.truth_in(window) if cls.needs_truth else None
         with watch.phase("fit"):
             model.fit(split.data, window, truth)
     assert model is not None
 
-    record: dict[str, Any] = {
-        "window": window.name, "window_low": window.low, "window_high": window.high,
-        "n_sr_data": len(sr_data), "n_sig_sr": sr_data.n_signal,
-        "n_test_signal": n_test_sig, "n_test_background": n_test_bkg,
-    }
+    record = Record(
+        window=window.name, window_low=window.low, window_high=window.high,
+        n_sr_data=len(sr_data), n_sig_sr=sr_data.n_signal, n_test_signal=n_test_sig, n_test_background=n_test_bkg,
+        min_bkg=config.min_bkg, **common,
+    )
     if cls.produces == "template":
         template_spec = spec.preset.template
-        n_template = int(round(template_spec.oversampling * len(sr_data)))
+        n_template = int(round(config.template_size * len(sr_data)))
         with watch.phase("sample"):
             masses = sample_masses(
-                template_spec.mass_sampler, split.data.m, window, n_template, rng, **template_spec.sampler_options
+                template_spec.mass_sampler, split.data.m, window, n_template, rng,
+                mass_weights=split.mass_weights(split.data.m), **template_spec.sampler_options,
             )
             template = np.asarray(model.sample(masses.masses, window))
         _check_template(template, sr_data, spec.name)
+        sources = model.template_sources()
         with watch.phase("classify"):
-            classifier = ClassifierEnsemble(config.classifier, split.seed).fit(sr_data.x, template)
+            classifier = ClassifierEnsemble(classifier_config, split.seed).fit(sr_data.x, template, sources)
             scores = classifier.predict(test.x)
         true_bkg = test.background().x
-        record.update(
-            n_template=len(template),
-            mass_sampler=masses.note,
-            fidelity_auc=two_sample_auc(template, true_bkg, split.seed),
-            template_data_auc=two_sample_auc(template, sr_data.x, split.seed),
-            histograms=feature_histograms(sr_data, template, true_bkg),
-        )
+        record.n_template = len(template)
+        record.n_template_sources = len(template) if sources is None else int(len(np.unique(sources)))
+        record.mass_sampler = masses.note
+        record.fidelity_auc = two_sample_auc(template, true_bkg, split.seed)
+        record.template_data_auc = two_sample_auc(template, sr_data.x, split.seed)
+        record.histograms = feature_histograms(sr_data, template, true_bkg)
     else:
         with watch.phase("classify"):
             scores = np.asarray(model.score(test, window), dtype=np.float64)
         if scores.shape != (len(test),) or not np.isfinite(scores).all():
             raise MethodFailure(f"{spec.name} returned {scores.shape} scores with non-finite values or the wrong shape")
-        record.update(n_template=0, fidelity_auc=float("nan"), template_data_auc=float("nan"))
 
-    y = test.label
-    record.update(
-        status="ok",
-        error=None,
-        max_sic=max_sic(y, scores, config.min_bkg),
-        **{"sic_at_1e-3": sic_at_fpr(y, scores, 1e-3), "sic_at_1e-4": sic_at_fpr(y, scores, 1e-4)},
-        auc=roc_auc(y, scores),
-        min_bkg=config.min_bkg,
-        curve=downsampled_curve(y, scores),
-        time_fit_window_s=watch.seconds.get("fit", 0.0),
-        time_sample_s=watch.seconds.get("sample", 0.0),
-        time_classify_s=watch.seconds.get("classify", 0.0),
-        method_info=model.info(),
-    )
+    for name, value in sensitivity(test.label, scores, config.min_bkg).items():
+        setattr(record, name, value)
+    if config.bootstrap:
+        record.stat_errors = bootstrap_errors(test.label, scores, config.min_bkg, config.bootstrap, split.seed)
+    if record.n_template:
+        record.stat_errors["fidelity_auc"] = auc_null(record.n_template, n_test_bkg).std
+        record.stat_errors["template_data_auc"] = auc_null(record.n_template, len(sr_data)).std
+    record.curve = downsampled_curve(test.label, scores)
+    record.time_fit_window_s = watch.seconds.get("fit", 0.0)
+    record.time_sample_s = watch.seconds.get("sample", 0.0)
+    record.time_classify_s = watch.seconds.get("classify", 0.0)
+    record.method_info = model.info()
     return record
 
 
@@ -332,21 +346,3 @@ def _check_template(template: np.ndarray, sr_data: Events, name: str) -> None:
     bad = ~np.isfinite(template).all(axis=1)
     if bad.any():
         raise MethodFailure(f"{name} returned {int(bad.sum())} template events with NaN/inf features")
-
-
-def feature_histograms(sr_data: Events, template: np.ndarray, background: np.ndarray) -> dict[str, dict[str, list]]:
-    """Per-feature histograms (counts) of SR data, template and true SR background on common bins,
-    stored with the record so reports can draw data-versus-template plots without re-running."""
-    out = {}
-    for i, name in enumerate(sr_data.features):
-        low, high = np.quantile(sr_data.x[:, i], [0.001, 0.999])
-        if not high > low:
-            high = low + 1.0
-        edges = np.linspace(low, high, HISTOGRAM_BINS + 1)
-        out[name] = {
-            "edges": np.round(edges, 6).tolist(),
-            "data": np.histogram(sr_data.x[:, i], edges)[0].tolist(),
-            "template": np.histogram(template[:, i], edges)[0].tolist(),
-            "background": np.histogram(background[:, i], edges)[0].tolist(),
-        }
-    return out

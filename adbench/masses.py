@@ -33,6 +33,7 @@ def sample_masses(
     window: Window,
     n: int,
     rng: np.random.Generator,
+    mass_weights: np.ndarray | None = None,
     **options: float,
 ) -> MassSample:
     """Draw ``n`` masses inside ``window``.
@@ -40,6 +41,8 @@ def sample_masses(
     Args:
         kind: ``histogram``, ``kde`` or ``dijet``.
         data_masses: (N,) masses of the observed data, any range; the samplers use the part they need.
+        mass_weights: (N,) weights of the data masses in a fit across the spectrum (``Split.mass_weights``:
+            they undo a hold-out that thinned part of it); None: all 1.
     """
     sr_masses = data_masses[window.in_sr(data_masses)]
     if len(sr_masses) < 2:
@@ -51,7 +54,7 @@ def sample_masses(
     if kind == "dijet":
         width = float(options.get("sideband_width", 0.2))
         try:
-            params = fit_dijet_function(data_masses, window, width)
+            params = fit_dijet_function(data_masses, window, width, mass_weights)
         except MethodFailure as error:
             log.warning("%s; falling back to a histogram of the SR data masses", error)
             return MassSample(
@@ -89,17 +92,25 @@ def dijet_density(m: np.ndarray, p1: float, p2: float, p3: float, p4: float) -> 
     return p1 * (1.0 - x) ** p2 * x ** (p3 + p4 * np.log(x))
 
 
-def fit_dijet_function(data_masses: np.ndarray, window: Window, sideband_width: float) -> np.ndarray:
-    """Fit the dijet function to the binned sideband masses (SR excluded). Returns (p1, p2, p3, p4)."""
+def fit_dijet_function(
+    data_masses: np.ndarray, window: Window, sideband_width: float, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Fit the dijet function to the binned sideband masses (SR excluded), each mass counted with its
+    weight (default 1). Returns (p1, p2, p3, p4)."""
     low, high = window.low - sideband_width, window.high + sideband_width
     in_sb = window.in_sidebands(data_masses, sideband_width)
     n_sb = int(in_sb.sum())
     if n_sb < 50:
         raise MethodFailure(f"dijet fit: only {n_sb} sideband events in {low:g}-{high:g} TeV")
     edges = np.linspace(low, high, 41)
-    counts, _ = np.histogram(data_masses[in_sb], bins=edges)
+    raw, _ = np.histogram(data_masses[in_sb], bins=edges)
+    scale = np.ones(len(raw))
+    if weights is not None:
+        weighted, _ = np.histogram(data_masses[in_sb], bins=edges, weights=np.asarray(weights)[in_sb])
+        scale = np.divide(weighted, raw, out=np.ones(len(raw)), where=raw > 0)
+    counts = raw * scale
     centers = 0.5 * (edges[1:] + edges[:-1])
-    keep = ~window.in_sr(centers) & (counts > 0)
+    keep = ~window.in_sr(centers) & (raw > 0)
     if keep.sum() < 6:
         raise MethodFailure("dijet fit: fewer than 6 filled sideband bins")
 
@@ -119,7 +130,7 @@ def fit_dijet_function(data_masses: np.ndarray, window: Window, sideband_width: 
     from scipy.optimize import least_squares
 
     y = np.log(counts[keep])
-    sigma = 1.0 / np.sqrt(counts[keep])
+    sigma = 1.0 / np.sqrt(raw[keep])  # the statistics are those of the events, not of their weights
     prior_mean, prior_width = np.array([10.0, -5.0, 0.0]), np.array([20.0, 20.0, 5.0])
 
     def residuals(p: np.ndarray) -> np.ndarray:

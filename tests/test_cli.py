@@ -116,7 +116,7 @@ def test_unknown_profile(capsys, lhco_file, tmp_path):
 
 def test_missing_flow_library_stops_before_loading_any_data(capsys, monkeypatch, tmp_path):
     pytest.importorskip("torch")
-    from adbench.methods import flows
+    from adbench.models import flows
 
     monkeypatch.setattr(flows, "_nflows_error", lambda: "ModuleNotFoundError: No module named 'nflows'")
     # the dataset file does not exist: the method check must come first

@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,6 @@ from adbench.results import ResultStore
 from adbench.windows import Window
 from tests.conftest import stored_auc_sigmas
 
-REQUIRED = ["dataset", "window", "method", "n_sig", "seed", "max_sic", "sic_at_1e-3", "auc", "fidelity_auc",
-            "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s", "device",
-            "versions", "config_hash"]
 FAST = ClassifierConfig(n_models=2, max_iter=60)
 
 
@@ -27,18 +26,19 @@ def test_reference_methods_and_resume(tmp_path, small_dataset):
     summary = run_benchmark(small_dataset, config(tmp_path, ["idealized", "supervised"], n_sigs=(0, 3000)))
     assert (summary.finished, summary.failed) == (4, 0)
     records = ResultStore(tmp_path).load()
-    for record in records:
-        assert all(field in record for field in REQUIRED), set(REQUIRED) - set(record)
-        assert record["status"] == "ok"
-    by = {(r["method"], r["n_sig"]): r for r in records}
+    assert all(r.ok and r.device and r.versions and r.template_size == 4.0 for r in records)
+    by = {(r.method, r.n_sig): r for r in records}
     # no signal: the idealized template is true background, so both AUCs follow the null (two-sided)
     ideal = by[("idealized", 0)]
-    for auc, n_b, what in ((ideal["template_data_auc"], ideal["n_sr_data"], "idealized vs SR data"),
-                           (ideal["fidelity_auc"], ideal["n_test_background"], "idealized vs test background")):
-        assert abs(stored_auc_sigmas(auc, ideal["n_template"], n_b, 4.0, what)) < 4.0
-    # with signal: supervised >= idealized > 1
-    assert by[("supervised", 3000)]["max_sic"] >= by[("idealized", 3000)]["max_sic"] > 1.5
-    assert set(by[("idealized", 3000)]["histograms"]) == set(small_dataset.features)
+    for auc, n_b, what in ((ideal.template_data_auc, ideal.n_sr_data, "idealized vs SR data"),
+                           (ideal.fidelity_auc, ideal.n_test_background, "idealized vs test background")):
+        assert abs(stored_auc_sigmas(auc, ideal.n_template, n_b, 4.0, what)) < 4.0
+    # with signal: supervised >= idealized > 1, each with a bootstrap error from the test set
+    assert by[("supervised", 3000)].max_sic >= by[("idealized", 3000)].max_sic > 1.5
+    assert 0 < by[("idealized", 3000)].stat_errors["max_sic"] < by[("idealized", 3000)].max_sic / 2
+    assert set(by[("idealized", 3000)].histograms) == set(small_dataset.features)
+    assert by[("idealized", 3000)].s_over_b == pytest.approx(
+        by[("idealized", 3000)].n_sig_sr / (by[("idealized", 3000)].n_sr_data - by[("idealized", 3000)].n_sig_sr))
     again = run_benchmark(small_dataset, config(tmp_path, ["idealized", "supervised"], n_sigs=(0, 3000)))
     assert (again.finished, again.skipped) == (0, 4)
     assert len(ResultStore(tmp_path).load()) == 4
@@ -47,9 +47,6 @@ def test_reference_methods_and_resume(tmp_path, small_dataset):
 class _Failing(BackgroundModel):
     name = "always-fails"
     per_window = True
-
-    def __init__(self, *, device="cpu", seed=0):
-        self.device, self.seed = device, seed
 
     def fit(self, events, window, truth=None):
         raise MethodFailure("the flow diverged (test)")
@@ -62,8 +59,9 @@ class _Shared(BackgroundModel):
     per_window = False
     fits = 0
 
-    def __init__(self, *, device="cpu", seed=0, tag="x"):
-        self.device, self.seed, self.tag = device, seed, tag
+    @dataclass(frozen=True)
+    class Settings:
+        tag: str = "x"
 
     def fit(self, events, window, truth=None):
         type(self).fits += 1
@@ -82,29 +80,28 @@ class _Shared(BackgroundModel):
         return sr.x[np.random.default_rng(0).integers(0, len(sr), len(masses))]
 
 
-def spec(cls, **params):
-    return MethodSpec(cls.name, Preset(cls.name, "fast", params, TemplateSpec()))
+def spec(cls, profile="fast", **params):
+    return MethodSpec(cls.name, Preset(cls.name, profile, params, TemplateSpec()))
 
 
 def test_failures_are_recorded_and_the_scan_goes_on(tmp_path, small_dataset, monkeypatch):
     monkeypatch.setitem(registry._REGISTRY, _Failing.name, _Failing)
     monkeypatch.setitem(registry._REGISTRY, _Shared.name, _Shared)
     cfg = config(tmp_path, ["idealized"])
-    cfg.methods = [spec(_Failing), spec(_Shared), spec(_Shared, tag="y")]
-    cfg.methods[2] = MethodSpec(_Shared.name, Preset(_Shared.name, "paper", {"tag": "y"}, TemplateSpec()))
+    cfg.methods = [spec(_Failing), spec(_Shared), spec(_Shared, "paper", tag="y")]
     cfg.windows = [Window(3.3, 3.7), Window(3.5, 3.9)]
     _Shared.fits = 0
     summary = run_benchmark(small_dataset, cfg)
     records = ResultStore(tmp_path).load()
-    failed = [r for r in records if r["status"] == "failed"]
-    assert len(failed) == 2 and all("diverged" in r["error"] for r in failed)
+    failed = [r for r in records if not r.ok]
+    assert len(failed) == 2 and all("diverged" in r.error for r in failed)
     assert summary.failed == 2
-    shared = [r for r in records if r["method"] == "shared-toy"]
+    shared = [r for r in records if r.method == "shared-toy"]
     # two profiles x two windows, each once; the "y" profile has its own config hash
-    assert sorted((r["profile"], r["window"]) for r in shared) == [
+    assert sorted((r.profile, r.window) for r in shared) == [
         ("fast", "3.30-3.70"), ("fast", "3.50-3.90"), ("paper", "3.30-3.70"), ("paper", "3.50-3.90")]
-    assert all(r["status"] == "ok" for r in shared)
-    assert len({r["config_hash"] for r in shared}) == 2
+    assert all(r.ok for r in shared)
+    assert len({r.config_hash for r in shared}) == 2
     assert _Shared.fits == 1  # one fit for two windows and both profiles (same fit signature)
 
 
@@ -118,10 +115,10 @@ def test_shared_fit_is_handed_to_methods_with_the_same_signature(tmp_path, small
     cfg.methods = [spec(_Shared), spec(Other)]
     _Shared.fits = 0
     run_benchmark(small_dataset, cfg)
-    records = {r["method"]: r for r in ResultStore(tmp_path).load()}
+    records = {r.method: r for r in ResultStore(tmp_path).load()}
     assert _Shared.fits == 1
-    assert records["shared-toy-2"]["shared_fit_from"] == "shared-toy"
-    assert records["shared-toy-2"]["time_fit_shared_s"] == records["shared-toy"]["time_fit_shared_s"]
+    assert records["shared-toy-2"].shared_fit_from == "shared-toy"
+    assert records["shared-toy-2"].time_fit_shared_s == records["shared-toy"].time_fit_shared_s
 
 
 def test_a_method_listed_twice_with_one_profile_is_a_config_error(tmp_path, small_dataset):

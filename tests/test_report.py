@@ -7,6 +7,7 @@ HTML. Stored on purpose: the report code is tested on fixed records, not on a fr
 import base64
 import re
 import shutil
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -32,16 +33,15 @@ def test_performance_rows_are_medians_and_quantiles_over_seeds(records):
     rows = performance_rows(records)
     assert len(rows) == 2 * 4 * 2  # windows x methods x N_sig
     row = next(r for r in rows if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000))
-    values = [r["max_sic"] for r in records
-              if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000)]
+    values = [r.max_sic for r in records if (r.method, r.window, r.n_sig) == ("radot", "3.30-3.70", 1000)]
     assert row["seeds"] == 2 and row["max_sic"].median == pytest.approx(np.median(values))
     assert row["max_sic"].low == pytest.approx(np.quantile(values, 0.16))
     assert row["max_sic"].high == pytest.approx(np.quantile(values, 0.84))
     # synthetic-small is a quarter of LHCO: an N_sig there is not the papers' N_sig
-    assert row["published_sic_at_1e-3"] is None
-    lhco_size = performance_rows([{**r, "dataset": "lhco"} for r in records])
+    assert row["published_sic_1e3"] is None
+    lhco_size = performance_rows([replace(r, dataset="lhco") for r in records])
     radot = next(r for r in lhco_size if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000))
-    assert radot["published_sic_at_1e-3"] == 3.8
+    assert radot["published_sic_1e3"] == 3.8
     # template sizes per SR data event: RAD-OT oversamples 4x; the fixture's idealized template (half
     # of 250k held-out events) is half the SR data; supervised has no template
     assert row["template_ratio"].median == pytest.approx(4.0, rel=0.01)
@@ -69,9 +69,9 @@ def test_amortisation_is_cumulative_over_the_measured_scan(records):
 
 
 def test_several_profiles_of_one_method_get_their_own_rows(records):
-    doubled = records + [{**r, "profile": "paper"} for r in records if r["method"] == "radot"]
+    doubled = records + [replace(r, profile="paper") for r in records if r.method == "radot"]
     labelled = label_profiles(doubled)
-    assert {"radot:fast", "radot:paper", "sigma-context"} <= {r["method"] for r in labelled}
+    assert {"radot:fast", "radot:paper", "sigma-context"} <= {r.method for r in labelled}
 
 
 @pytest.mark.parametrize("make", [

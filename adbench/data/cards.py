@@ -3,17 +3,19 @@
 Card layout::
 
     description = "..."
-    loader = "lhco"             # lhco | synthetic
+    loader = "lhco"             # a name registered with @loader: lhco | synthetic
     features = "sigma"          # default feature set (adbench.data.features.FEATURE_SETS)
     sr = [3.3, 3.7]             # default signal region, TeV
-    reference_fraction = 0.25   # background held out as truth/test when no extra sample is given
+    holdout = "sr"              # sr | random | none: main-sample background held out for windows
+    holdout_fraction = 0.667    #   that no extra sample covers (adbench.data.dataset)
     default_dir = "..."         # optional, relative to the repository root
     [files.features]            # lhco: the main features file
     filename = "..."
     url = "..."                 # optional
     sha256 = "..."              # optional
-    [files.extra_background]    # lhco: optional extra QCD (SR only)
-    [synthetic]                 # synthetic: sizes and generator seed
+    [files.extra_background]    # lhco: optional extra QCD
+    coverage = [3.3, 3.7]       # the mjj range it covers (default: the range of its masses)
+    [synthetic]                 # synthetic: sizes, generator seed, calibration file
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from adbench.errors import ConfigError, DataError
 from adbench.resources import load_toml, resource_dir
@@ -29,6 +31,19 @@ from adbench.windows import Window
 
 log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+#: loader name -> function(card, data_dir) -> Dataset (all features, before the feature set is chosen)
+LOADERS: dict[str, Callable[..., Any]] = {}
+
+
+def loader(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a dataset loader under ``name`` (the ``loader`` key of a card)."""
+
+    def register(function: Callable[..., Any]) -> Callable[..., Any]:
+        LOADERS[name] = function
+        return function
+
+    return register
 
 
 @dataclass(frozen=True)
@@ -39,10 +54,11 @@ class DatasetCard:
     description: str = ""
     features: str = "sigma"
     sr: tuple[float, float] = (3.3, 3.7)
-    reference_fraction: float = 0.25
+    holdout: str = "sr"
+    holdout_fraction: float = 2.0 / 3.0
     default_dir: str | None = None
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    synthetic: dict[str, int] = field(default_factory=dict)
+    synthetic: dict[str, Any] = field(default_factory=dict)
 
     def remote_files(self, role: str | None = None) -> list:
         from adbench.data.fetch import RemoteFile
@@ -86,7 +102,8 @@ def load_card(name: str) -> DatasetCard:
             description=raw.get("description", ""),
             features=raw.get("features", "sigma"),
             sr=tuple(raw.get("sr", (3.3, 3.7))),
-            reference_fraction=float(raw.get("reference_fraction", 0.25)),
+            holdout=raw.get("holdout", "sr"),
+            holdout_fraction=float(raw.get("holdout_fraction", 2.0 / 3.0)),
             default_dir=raw.get("default_dir"),
             files=dict(raw.get("files", {})),
             synthetic=dict(raw.get("synthetic", {})),
@@ -99,40 +116,51 @@ def load_dataset(name: str, data_dir: str | Path | None = None, features: str | 
     """The named dataset restricted to a feature set (the card's default when ``features`` is None).
 
     ``name`` is a card name (``adbench data list``) or the path of one labelled features file in
-    the LHCO layout (``*.h5``/``*.hdf5``): then 25% of its background is held out as truth/test
-    background and the SR is the default 3.3-3.7 TeV.
+    the LHCO layout (``*.h5``/``*.hdf5``): then the ``sr`` hold-out applies and the SR is the default
+    3.3-3.7 TeV.
     """
-    from adbench.data.dataset import Dataset
+    from adbench.data.dataset import Dataset, HoldOut
     from adbench.data.features import FEATURE_SETS
 
     if is_file_name(name):
-        card = DatasetCard(
-            name=Path(name).name, path=Path(name), loader="lhco",
-            files={"features": {"filename": Path(name).name}},
-        )
-        data_dir = Path(name).expanduser().parent
+        path = Path(name).expanduser()
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; --dataset takes a card name or one .h5 features file")
+        card = DatasetCard(name=path.name, path=path, loader="lhco", files={"features": {"filename": path.name}})
+        data_dir = path.parent
     else:
         card = load_card(name)
     feature_set = features or card.features
     if feature_set not in FEATURE_SETS:
         raise ConfigError(f"unknown feature set {feature_set!r}; choose one of {', '.join(FEATURE_SETS)}")
-    window = Window(*card.sr)
-    if card.loader == "synthetic":
-        from adbench.data.synthetic import synthetic_dataset
-
-        dataset = synthetic_dataset(name=name, **card.synthetic)
-        dataset = Dataset(dataset.name, dataset.events, dataset.extra_background, 0.0, window)
-    elif card.loader == "lhco":
-        dataset = _load_lhco(card, card.data_dir(data_dir), window)
-    else:
-        raise ConfigError(f"{card.path}: unknown loader {card.loader!r}")
+    if card.loader not in LOADERS:
+        raise ConfigError(f"{card.path}: unknown loader {card.loader!r}; known: {', '.join(sorted(LOADERS))}")
+    dataset = LOADERS[card.loader](card, data_dir)
+    holdout = HoldOut(card.holdout, card.holdout_fraction)
+    dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr))
     return dataset.with_features(FEATURE_SETS[feature_set])
 
 
-def _load_lhco(card: DatasetCard, directory: Path, window: Window):
-    from adbench.data.dataset import Dataset
+@loader("synthetic")
+def _load_synthetic(card: DatasetCard, data_dir: str | Path | None):
+    from adbench.data.synthetic import synthetic_dataset
+
+    options = dict(card.synthetic)
+    calibration = options.pop("calibration", None)
+    if calibration is not None:
+        calibration = (card.path.parent / calibration) if not Path(calibration).is_absolute() else Path(calibration)
+    try:
+        return synthetic_dataset(name=card.name, calibration=calibration, **options)
+    except TypeError as error:
+        raise ConfigError(f"{card.path}: bad [synthetic] table ({error})") from None
+
+
+@loader("lhco")
+def _load_lhco(card: DatasetCard, data_dir: str | Path | None):
+    from adbench.data.dataset import Dataset, HeldOutSample
     from adbench.data.lhco import load_lhco_events
 
+    directory = card.data_dir(data_dir)
     if "features" not in card.files:
         raise ConfigError(f"{card.path}: no [files.features] entry")
     main = directory / card.files["features"]["filename"]
@@ -142,16 +170,13 @@ def _load_lhco(card: DatasetCard, directory: Path, window: Window):
     events = load_lhco_events(main)
     if events.n_signal == 0:
         log.warning("%s holds no signal events (label 1): nothing can be injected", main)
-    extra = None
-    reference_fraction = card.reference_fraction
+    held_out = []
     if "extra_background" in card.files:
-        extra_path = directory / card.files["extra_background"]["filename"]
+        spec = card.files["extra_background"]
+        extra_path = directory / spec["filename"]
         if extra_path.is_file():
-            extra = load_lhco_events(extra_path, default_label=0).background()
-            reference_fraction = 0.0
+            extra = load_lhco_events(extra_path, default_label=0)
+            held_out.append(HeldOutSample.of(extra, extra_path.name, spec.get("coverage")))
         else:
-            log.warning(
-                "%s not found: holding out %.0f%% of the main background as truth/test background instead",
-                extra_path, 100 * reference_fraction,
-            )
-    return Dataset(card.name, events, extra, reference_fraction, window)
+            log.warning("%s not found: holding out main-file background instead (holdout = %r)", extra_path, card.holdout)
+    return Dataset(card.name, events, tuple(held_out))

@@ -16,11 +16,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from adbench.data.events import Events
 from adbench.data.features import ALL_FEATURES
+
+if TYPE_CHECKING:
+    from adbench.data.dataset import Dataset
 
 CALIBRATION_FILE = Path(__file__).with_name("synthetic_calibration.json")
 M_PIVOT = 3.5  # TeV
@@ -193,7 +197,13 @@ def _fit_mjj_spectrum(m: np.ndarray) -> list[float]:
     return [float(m0), float(np.exp(log_w)), float(p2), float(p3), float(p4)]
 
 
-def load_calibration(path: Path = CALIBRATION_FILE) -> SyntheticModel:
+def load_calibration(path: Path | None = None) -> SyntheticModel:
+    """The generator parameters in ``path`` (default: the shipped ``synthetic_calibration.json``)."""
+    path = CALIBRATION_FILE if path is None else Path(path)
+    if not path.is_file():
+        from adbench.errors import ConfigError
+
+        raise ConfigError(f"{path}: no such synthetic calibration file (write one with adbench data calibrate-synthetic)")
     return SyntheticModel.from_json(path.read_text())
 
 
@@ -215,15 +225,18 @@ def synthetic_dataset(
     n_reference: int = 3_000_000,
     seed: int = 0,
     name: str = "synthetic",
-) -> "Dataset":
+    calibration: Path | None = None,
+) -> Dataset:
     """The synthetic benchmark dataset: data background, a signal pool, and ``n_reference`` extra
     background events (full mass range) held out for the idealized template and the test set.
 
     ``seed`` fixes the generated events (the dataset); injection and splits have their own seed.
+    ``calibration`` is a generator-parameter file (default: the shipped one).
     """
-    from adbench.data.dataset import Dataset
+    from adbench.data.dataset import Dataset, HeldOutSample, HoldOut
 
-    model = load_calibration()
+    model = load_calibration(calibration)
     events = make_synthetic(n_background, n_signal, seed, model)
     extra = model.sample_background(n_reference, np.random.default_rng([seed, 7]))
-    return Dataset(name, events, extra_background=extra)
+    held = HeldOutSample.of(extra, "generator", (float(M_GRID[0]), float(M_GRID[-1])))
+    return Dataset(name, events, (held,), HoldOut("none"))

@@ -7,32 +7,28 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from adbench.data.dataset import Truth
 from adbench.data.events import Events
 from adbench.errors import ConfigError
+from adbench.settings import build_settings
 from adbench.windows import Window
+
+__all__ = ["BackgroundModel", "NoSettings", "Truth", "require"]
 
 
 @dataclass(frozen=True)
-class Truth:
-    """Truth-level samples that only the reference methods (``needs_truth = True``) receive.
-
-    Both are disjoint from the observed data and from the labelled test set.
-
-    Attributes:
-        background: held-out true background (the "extra QCD" of LHCO), any mass range.
-        signal: held-out signal events, any mass range.
-    """
-
-    background: Events
-    signal: Events
+class NoSettings:
+    """The settings of a method that has none."""
 
 
 class BackgroundModel:
     """Base class of every method. Subclasses set the class attributes and implement ``fit`` and
     either ``sample`` (``produces = "template"``) or ``score`` (``produces = "score"``).
 
-    Conventions (scikit-learn's): ``__init__`` only stores its keyword arguments, which include
-    ``device`` and ``seed``; learned state ends in ``_``; ``fit`` returns ``self``.
+    Conventions (scikit-learn's): ``__init__`` only stores its keyword arguments (``device``,
+    ``seed`` and ``settings``); learned state ends in ``_``; ``fit`` returns ``self``. A method's
+    settings are one frozen dataclass, ``Settings``, which a preset profile fills (nested tables for
+    nested dataclasses); ``config`` is that dataclass for this instance.
 
     The harness calls, for a method trained once (``per_window = False``)::
 
@@ -53,8 +49,39 @@ class BackgroundModel:
     needs_truth: ClassVar[bool] = False
     #: Other names the registry resolves to this method (e.g. "sigma" for "sigma-context").
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: The dataclass of this method's settings.
+    Settings: ClassVar[type] = NoSettings
+    #: Whether ``__init__`` takes the run's ``classifier`` settings (the supervised reference).
+    uses_classifier: ClassVar[bool] = False
+
+    def __init__(self, *, device: str = "cpu", seed: int = 0, settings: Any = None) -> None:
+        """
+        Args:
+            device: torch device text for methods that use one ("cpu", "cuda", "cuda:N").
+            seed: fixes every random choice of the method.
+            settings: a ``Settings`` instance, a (nested) mapping of its fields, or None for the defaults.
+        """
+        self.device = device
+        self.seed = seed
+        self.settings = settings
+
+    @property
+    def config(self) -> Any:
+        """This instance's settings as the ``Settings`` dataclass (``ConfigError`` for unknown keys)."""
+        return build_settings(self.Settings, self.settings, f"{self.name} settings")
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> BackgroundModel:
+        """Learn what the method needs from the observed data.
+
+        Args:
+            events: the observed data over the full mass range (background plus injected signal);
+                a background-template method must not read ``events.label``.
+            window: the signal region, or None for a method trained once (``per_window = False``).
+            truth: held-out true background and signal, only for ``needs_truth`` methods.
+
+        Returns:
+            self.
+        """
         raise NotImplementedError
 
     def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
@@ -67,6 +94,13 @@ class BackgroundModel:
             (n, d) float32 features in the original (physical) feature space.
         """
         raise NotImplementedError(f"{self.name} produces {self.produces}s, not templates")
+
+    def template_sources(self) -> np.ndarray | None:
+        """(n,) ids of the source of each event of the last template, or None when every event is
+        independent. Events with one id derive from the same data (RAD-OT reuses each sideband pair
+        several times): the classifier keeps them on one side of its validation split, and the
+        record counts the distinct sources as the template's effective size."""
+        return None
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) anomaly scores of the test events (higher = more signal-like)."""
@@ -90,7 +124,8 @@ class BackgroundModel:
         """Raise ``ConfigError`` if this configuration cannot run on this machine (an optional
         library missing, a setting out of range). The CLI calls it before loading any data and the
         harness before the first task, so a long scan does not stop halfway on a method that could
-        never have run."""
+        never have run. The default validates the settings."""
+        self.config  # noqa: B018 - builds the settings, raising ConfigError when they are wrong
 
     def info(self) -> dict[str, Any]:
         """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""

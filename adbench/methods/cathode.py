@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,82 +17,44 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
-from adbench.methods.flows import ConditionalFlow, FlowConfig, TrainConfig, check_backend
 from adbench.methods.registry import register
+from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
+from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
 from adbench.windows import Window
 
 MIN_TRAIN_EVENTS = 100
 
 
+@dataclass(frozen=True)
+class FlowMethodSettings:
+    """The ``[profile.flow]`` and ``[profile.train]`` tables of a CATHODE or ANODE preset; the defaults
+    are the published setup (15 MADE blocks of 128 units; Adam 1e-4, batch 256, 100 epochs, the 10
+    epochs with the lowest validation loss)."""
+
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=100, batch_size=256, lr=1e-4, optimizer="adam", keep_best=10)
+    )
+
+
 class _FlowMethod(BackgroundModel):
-    """Stores the flow and training settings (scikit-learn style) and builds flows from them."""
+    """Builds the conditional flows of a method from its settings."""
 
     family = "normalizing flows"
     per_window = True
-
-    def __init__(
-        self,
-        *,
-        device: str = "cpu",
-        seed: int = 0,
-        backend: str = "zuko",
-        transforms: int = 15,
-        hidden: int = 128,
-        hidden_layers: int = 2,
-        batch_norm: bool = True,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        lr_schedule: str = "constant",
-        validation_fraction: float = 0.2,
-        keep_best: int = 10,
-        patience: int | None = None,
-        max_events: int | None = None,
-        eval_batch_size: int = 65_536,
-    ) -> None:
-        self.device = device
-        self.seed = seed
-        self.backend = backend
-        self.transforms = transforms
-        self.hidden = hidden
-        self.hidden_layers = hidden_layers
-        self.batch_norm = batch_norm
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.validation_fraction = validation_fraction
-        self.keep_best = keep_best
-        self.patience = patience
-        self.max_events = max_events
-        self.eval_batch_size = eval_batch_size
+    Settings = FlowMethodSettings
 
     def check_ready(self) -> None:
         require("torch", "pip install 'adbench[torch]'")
-        if self.backend == "zuko":
+        backend = self.config.flow.backend
+        if backend == "zuko":
             require("zuko", "pip install 'adbench[torch]'")
-        self._configs(1)
-        check_backend(self.backend)
+        check_backend(backend)
 
-    def _new_flow(self, features: int, seed: int) -> ConditionalFlow:
-        config, train = self._configs(features)
-        return ConditionalFlow(config, train, device=self.device, seed=seed)
-
-    def _configs(self, features: int) -> tuple[FlowConfig, TrainConfig]:
-        config = FlowConfig(
-            features=features, backend=self.backend, transforms=self.transforms, hidden=self.hidden,
-            hidden_layers=self.hidden_layers, batch_norm=self.batch_norm,
-        )
-        train = TrainConfig(
-            epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-            lr_schedule=self.lr_schedule, validation_fraction=self.validation_fraction,
-            keep_best=self.keep_best, patience=self.patience, max_events=self.max_events,
-            eval_batch_size=self.eval_batch_size,
-        )
-        return config, train
+    def _new_flow(self, seed: int) -> ConditionalFlow:
+        config = self.config
+        return ConditionalFlow(config.flow, config.train, device=self.device, seed=seed)
 
     def _sidebands(self, events: Events, window: Window | None) -> Events:
         if window is None:
@@ -106,9 +69,7 @@ class _FlowMethod(BackgroundModel):
 class Cathode(_FlowMethod):
     """CATHODE: template sampled from a conditional flow trained on the sidebands.
 
-    Keyword arguments are those of ``FlowConfig`` and ``TrainConfig`` (see ``adbench.methods.flows``)
-    plus ``device`` and ``seed``. The defaults are the published setup (15 MADE blocks, 128 hidden,
-    Adam 1e-4, batch 256, 100 epochs, the 10 best epochs).
+    Settings: ``FlowMethodSettings`` (the published setup by default).
     """
 
     name = "cathode"
@@ -116,7 +77,7 @@ class Cathode(_FlowMethod):
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Cathode:
         sidebands = self._sidebands(events, window)
-        self.flow_ = self._new_flow(events.n_features, self.seed).fit(sidebands.x, sidebands.m)
+        self.flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m)
         self.n_sideband_ = len(sidebands)
         return self
 
@@ -148,9 +109,8 @@ class Anode(_FlowMethod):
         if len(sr) < MIN_TRAIN_EVENTS:
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to train the data flow")
         scaler = LogitScaler().fit(events.x)
-        d = events.n_features
-        self.background_flow_ = self._new_flow(d, self.seed).fit(sidebands.x, sidebands.m, scaler)
-        self.data_flow_ = self._new_flow(d, self.seed + 7919).fit(sr.x, sr.m, scaler)
+        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, scaler)
+        self.data_flow_ = self._new_flow(self.seed + 7919).fit(sr.x, sr.m, scaler)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
 

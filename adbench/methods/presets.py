@@ -2,21 +2,27 @@
 
 File layout::
 
+    inherits = "_flow-matching"   # optional: start from methods/_flow-matching.toml, override below
     family = "flow matching"      # optional, informational
-    [template]                    # how the harness builds the template (shared by the profiles)
+    [template]                    # how the harness draws the template's SR masses
     mass_sampler = "histogram"    # histogram | kde | dijet
-    oversampling = 3.0            # template size = oversampling x N_SR
-    [fast]                        # keyword arguments of the method class
-    epochs = 20
-    [paper]
+    [fast.network]                # the method's Settings dataclass, one table per nested dataclass
+    width = 96
+    [fast.train]
+    epochs = 16
+    [paper.train]
     epochs = 2000
-    [paper-gpu]                   # any further table is an extra profile (``--profile paper-gpu``)
-    batch_size = 4096
+    [paper-gpu.train]             # any further table is an extra profile (``--profile paper-gpu``)
+    batch_size = 16384
+
+Files whose name starts with ``_`` are shared bases, not methods. A file that inherits is merged
+into its base table by table (its values win), so the methods of one family hold no copies.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from adbench.errors import ConfigError
@@ -24,16 +30,15 @@ from adbench.resources import load_toml, resource_dir
 
 PROFILES = ("fast", "paper")
 #: Top-level keys of a preset file that are not profiles.
-RESERVED_KEYS = ("family", "template", "description")
+RESERVED_KEYS = ("family", "template", "description", "inherits")
 MASS_SAMPLERS = ("histogram", "kde", "dijet")
 
 
 @dataclass(frozen=True)
 class TemplateSpec:
-    """How SR masses for a template are drawn and how many (``oversampling`` x N_SR)."""
+    """How the SR masses of a template are drawn (the template's size is a run setting)."""
 
     mass_sampler: str = "histogram"
-    oversampling: float = 3.0
     #: Options of the mass sampler (e.g. the sideband width of the dijet fit).
     sampler_options: dict[str, Any] = field(default_factory=dict)
 
@@ -42,16 +47,43 @@ class TemplateSpec:
             raise ConfigError(
                 f"unknown mass_sampler {self.mass_sampler!r}; choose one of {', '.join(MASS_SAMPLERS)}"
             )
-        if not self.oversampling > 0:
-            raise ConfigError(f"oversampling must be positive, got {self.oversampling}")
 
 
 @dataclass(frozen=True)
 class Preset:
+    """One profile of a method's preset: the settings table handed to the method and the template
+    spec. ``source`` names the file(s) it came from."""
+
     method: str
     profile: str
     params: dict[str, Any]
-    template: TemplateSpec
+    template: TemplateSpec = field(default_factory=TemplateSpec)
+    source: str = ""
+
+
+def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``override``, recursively for nested tables."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_tables(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_preset_file(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The parsed table of a preset file with its ``inherits`` chain resolved."""
+    if path in seen:
+        raise ConfigError(f"{path}: 'inherits' forms a cycle ({' -> '.join(p.name for p in (*seen, path))})")
+    table = load_toml(path)
+    parent = table.pop("inherits", None)
+    if parent is None:
+        return table
+    parent_path = path.parent / f"{parent}.toml"
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: inherits {parent!r}, but {parent_path} does not exist")
+    return merge_tables(read_preset_file(parent_path, (*seen, path)), table)
 
 
 def load_preset(method: str, profile: str = "fast") -> Preset:
@@ -60,27 +92,26 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     path = resource_dir("methods") / f"{method}.toml"
     if not path.is_file():
         if profile not in PROFILES:
-            raise ConfigError(
-                f"method {method!r} has no profile {profile!r}; choose one of {', '.join(PROFILES)}"
-            )
+            raise ConfigError(f"method {method!r} has no profile {profile!r}; choose one of {', '.join(PROFILES)}")
         return Preset(method, profile, {}, TemplateSpec())
-    table = load_toml(path)
+    table = read_preset_file(path)
     profiles = available_profiles(table)
-    if profile not in profiles or not isinstance(table[profile], dict):
+    if profile not in profiles:
         raise ConfigError(
-            f"method {method!r} has no profile {profile!r} ({path.name}); "
-            f"choose one of {', '.join(profiles)}"
+            f"method {method!r} has no profile {profile!r} ({path.name}); choose one of {', '.join(profiles)}"
         )
-    template = table.get("template", {})
+    template = dict(table.get("template", {}))
     try:
         spec = TemplateSpec(
-            mass_sampler=template.get("mass_sampler", "histogram"),
-            oversampling=float(template.get("oversampling", 3.0)),
-            sampler_options=dict(template.get("options", {})),
+            mass_sampler=template.pop("mass_sampler", "histogram"),
+            sampler_options=dict(template.pop("options", {})),
         )
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{path}: bad [template] table ({error})") from None
-    return Preset(method, profile, dict(table[profile]), spec)
+    if template:
+        raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
+                          "a run setting now: --template-size)")
+    return Preset(method, profile, dict(table[profile]), spec, f"{path.name} [{profile}]")
 
 
 def available_profiles(table: dict[str, Any]) -> list[str]:

@@ -1,38 +1,14 @@
 """RAD-OT (arXiv:2407.19818): a template without a generative model.
 
 Events of the lower sideband SB1 = [low - w, low) and the upper sideband SB2 = [high, high + w) are
-paired by optimal transport (squared Euclidean cost on quantile-transformed features), and each pair
-is moved along its straight line in the original feature space to a target SR mass::
+paired by optimal transport (squared Euclidean cost on quantile-transformed features) and each pair
+is moved along its straight line to a target SR mass, ``x = x1 + (m - m1) / (m2 - m1) (x2 - x1)``.
 
-    x = x1 + (m - m1) / (m2 - m1) (x2 - x1)
-
-where m1 and m2 are the pair's own masses; m1 < m < m2 for every SR mass, so this only interpolates.
-
-Balanced batches: the sidebands hold different numbers of events (on a falling spectrum SB1 about
-twice SB2). ``balance = "upsample"`` (default) draws ``n_pairs = max(n1, n2)`` events from each side:
-the larger side once each, the smaller side in whole shuffled copies plus a random remainder, so each
-of its events is used floor or ceil of n_pairs / n_small times. ``balance = "subsample"`` draws
-``n_pairs = min(n1, n2)`` without replacement (the surplus of the larger side is dropped). The
-``n_pairs`` positions are cut into ``ceil(n_pairs / batch_size)`` batches of equal size (+-1), the same
-cuts on both sides, so every transport problem is square with uniform weights and the exact plan is a
-permutation (a vertex of the Birkhoff polytope). Upsampling is the default because it keeps every
-SB1 event and halves how often each pair is reused in the template (on a 60k-event set with features
-linear in mjj the template-vs-truth AUC was 0.505 upsampled, 0.541 subsampled; equal at 1M events).
-
-Solvers:
-    ``emd``: exact OT with POT's network simplex (``ot.emd``, CPU; batches run in ``n_jobs`` threads,
-        the solver releases the GIL).
-    ``sinkhorn``: entropic OT (``ot.sinkhorn``, log domain) on torch tensors on ``device`` (GPU when
-        cuda). ``reg`` is relative to the mean cost of the batch. The plan is turned into pairs by
-        *sampling*: each SB1 event draws its partner from its row of the plan (``sinkhorn_pairs =
-        "sample"``, default, keeps the entropic coupling), or takes the row's argmax
-        (``"argmax"``; SB2 events may then be used more than once). The entropic plan is blurred
-        even at small ``reg`` (only 76-92% of its row maxima agree with the exact permutation at
-        reg = 0.01-0.001), so its templates are slightly worse than ``emd``'s (fidelity AUC 0.549
-        vs 0.530 on a 25k-event linear set); use it for speed on a GPU.
-
-Template: each target mass gets a pair; the pairs are used equally often (whole shuffled passes over
-the pairs plus a random remainder), i.e. ``len(masses) / n_pairs`` times each on average.
+The two sidebands hold different numbers of events; ``balance`` makes every transport problem square
+with uniform weights (so the exact plan is a permutation): ``upsample`` repeats the smaller side
+evenly up to the larger one, ``subsample`` drops the surplus of the larger. Solvers: ``emd`` (exact,
+POT's network simplex on CPU threads) and ``sinkhorn`` (entropic, on torch tensors on ``device``,
+partners drawn from the plan's rows). Measurements behind these choices: docs/radot.md.
 """
 
 from __future__ import annotations
@@ -40,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -113,21 +90,21 @@ def emd_permutation(z1: np.ndarray, z2: np.ndarray, max_iter: int) -> tuple[np.n
     return perm, info["result_code"] == 1
 
 
-@register
-class RadOT(BackgroundModel):
-    """RAD-OT: sideband events paired by optimal transport and interpolated to SR masses.
+@dataclass(frozen=True)
+class RadOTSettings:
+    """RAD-OT's settings (the ``[profile]`` table of ``methods/radot.toml``).
 
-    Args:
+    Attributes:
         sideband_width: width of each sideband in TeV (SB1 = [low - w, low), SB2 = [high, high + w)).
         solver: ``emd`` (exact, CPU) or ``sinkhorn`` (entropic, on ``device``).
-        batch_size: events per side in one transport problem (the batches are balanced, see module).
+        batch_size: events per side in one transport problem.
         balance: ``upsample`` (n_pairs = larger sideband) or ``subsample`` (smaller sideband).
         quantile_output: output distribution of the QuantileTransformer used for the cost
             (``normal`` or ``uniform``).
         n_quantiles: quantiles of the transformer (capped at the number of sideband events).
-        batch_order: ``random`` batches (the paper's), or ``projection``: both sides sorted along the
-            leading principal axis of the transformed features and cut into rank blocks, so each
-            batch holds neighbouring events and the batch-wise plans stay closer to the global one.
+        batch_order: ``random`` batches (the paper's), or ``projection`` (an adbench addition): both
+            sides sorted along the leading principal axis of the transformed features and cut into
+            rank blocks, so each batch holds neighbouring events.
         emd_max_iter: network-simplex iteration limit per batch.
         sinkhorn_reg: entropic regularisation, as a fraction of the batch's mean cost.
         sinkhorn_max_iter, sinkhorn_tol: Sinkhorn iteration limit and marginal-error tolerance.
@@ -135,53 +112,21 @@ class RadOT(BackgroundModel):
         n_jobs: threads for the ``emd`` batches (-1: every available core).
     """
 
-    name = "radot"
-    family = "optimal transport"
-    per_window = True
+    sideband_width: float = 0.2
+    solver: str = "emd"
+    batch_size: int = 3000
+    balance: str = "upsample"
+    quantile_output: str = "normal"
+    n_quantiles: int = 1000
+    batch_order: str = "random"
+    emd_max_iter: int = 10_000_000
+    sinkhorn_reg: float = 0.01
+    sinkhorn_max_iter: int = 1000
+    sinkhorn_tol: float = 1e-4
+    sinkhorn_pairs: str = "sample"
+    n_jobs: int = 1
 
-    def __init__(
-        self,
-        *,
-        device: str = "cpu",
-        seed: int = 0,
-        sideband_width: float = 0.2,
-        solver: str = "emd",
-        batch_size: int = 3000,
-        balance: str = "upsample",
-        quantile_output: str = "normal",
-        n_quantiles: int = 1000,
-        batch_order: str = "random",
-        emd_max_iter: int = 10_000_000,
-        sinkhorn_reg: float = 0.01,
-        sinkhorn_max_iter: int = 1000,
-        sinkhorn_tol: float = 1e-4,
-        sinkhorn_pairs: str = "sample",
-        n_jobs: int = 1,
-    ) -> None:
-        self.device = device
-        self.seed = seed
-        self.sideband_width = sideband_width
-        self.solver = solver
-        self.batch_size = batch_size
-        self.balance = balance
-        self.quantile_output = quantile_output
-        self.n_quantiles = n_quantiles
-        self.batch_order = batch_order
-        self.emd_max_iter = emd_max_iter
-        self.sinkhorn_reg = sinkhorn_reg
-        self.sinkhorn_max_iter = sinkhorn_max_iter
-        self.sinkhorn_tol = sinkhorn_tol
-        self.sinkhorn_pairs = sinkhorn_pairs
-        self.n_jobs = n_jobs
-
-    def check_ready(self) -> None:
-        self._check_settings()
-        require("ot", "pip install 'adbench[ot]' (POT)")
-        if self.solver == "sinkhorn":
-            require("torch", "pip install 'adbench[torch]' (the sinkhorn solver runs on torch)")
-
-    # ------------------------------------------------------------------ fit
-    def _check_settings(self) -> None:
+    def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise ConfigError(f"radot: unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
         if self.balance not in BALANCES:
@@ -200,12 +145,30 @@ class RadOT(BackgroundModel):
                 f"{self.batch_size}, {self.sideband_width}, {self.sinkhorn_reg}"
             )
 
+
+@register
+class RadOT(BackgroundModel):
+    """RAD-OT: sideband events paired by optimal transport and interpolated to SR masses."""
+
+    name = "radot"
+    family = "optimal transport"
+    per_window = True
+
+    Settings = RadOTSettings
+
+    def check_ready(self) -> None:
+        solver = self.config.solver
+        require("ot", "pip install 'adbench[ot]' (POT)")
+        if solver == "sinkhorn":
+            require("torch", "pip install 'adbench[torch]' (the sinkhorn solver runs on torch)")
+
+    # ------------------------------------------------------------------ fit
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> RadOT:
         """Pair the events of the two sidebands of ``window`` by optimal transport."""
-        self._check_settings()
+        c = self.config
         if window is None:
             raise MethodFailure("radot is fitted per signal region; the harness passed no window")
-        width = float(self.sideband_width)
+        width = float(c.sideband_width)
         lower = events.select(window.lower_sideband(events.m, width))
         upper = events.select(window.upper_sideband(events.m, width))
         if min(len(lower), len(upper)) < MIN_SIDEBAND_EVENTS:
@@ -219,18 +182,18 @@ class RadOT(BackgroundModel):
         rng = np.random.default_rng(self.seed)
         both = np.concatenate([lower.x, upper.x])
         transformer = QuantileTransformer(
-            n_quantiles=min(int(self.n_quantiles), len(both)),
-            output_distribution=self.quantile_output,
+            n_quantiles=min(int(c.n_quantiles), len(both)),
+            output_distribution=c.quantile_output,
             subsample=len(both),
             random_state=self.seed,
         ).fit(both)
         z_lower = transformer.transform(lower.x)
         z_upper = transformer.transform(upper.x)
 
-        n_pairs = max(len(lower), len(upper)) if self.balance == "upsample" else min(len(lower), len(upper))
+        n_pairs = max(len(lower), len(upper)) if c.balance == "upsample" else min(len(lower), len(upper))
         take_lower = balanced_draw(len(lower), n_pairs, rng)
         take_upper = balanced_draw(len(upper), n_pairs, rng)
-        if self.batch_order == "projection":
+        if c.batch_order == "projection":
             # rank blocks along the leading principal axis: each batch holds neighbouring events of
             # both sides, so the batch-wise plans stay closer to the global one
             centred = np.concatenate([z_lower, z_upper])
@@ -238,10 +201,10 @@ class RadOT(BackgroundModel):
             axis = np.linalg.eigh(centred.T @ centred)[1][:, -1]
             take_lower = take_lower[np.argsort(z_lower[take_lower] @ axis, kind="stable")]
             take_upper = take_upper[np.argsort(z_upper[take_upper] @ axis, kind="stable")]
-        n_batches = -(-n_pairs // int(self.batch_size))
+        n_batches = -(-n_pairs // int(c.batch_size))
         batches = np.array_split(np.arange(n_pairs), n_batches)
         jobs = [(z_lower[take_lower[b]], z_upper[take_upper[b]]) for b in batches]
-        if self.solver == "emd":
+        if c.solver == "emd":
             perms = self._solve_emd(jobs)
         else:
             perms = self._solve_sinkhorn(jobs)
@@ -255,7 +218,7 @@ class RadOT(BackgroundModel):
         return self
 
     def _threads(self) -> int:
-        n_jobs = int(self.n_jobs)
+        n_jobs = int(self.config.n_jobs)
         if n_jobs > 0:
             return n_jobs
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -266,7 +229,7 @@ class RadOT(BackgroundModel):
             import ot  # noqa: F401
         except ImportError:
             raise ConfigError("radot needs POT: pip install 'adbench[ot]'") from None
-        max_iter = int(self.emd_max_iter)
+        max_iter = int(self.config.emd_max_iter)
         with ThreadPoolExecutor(max_workers=min(self._threads(), len(jobs))) as pool:
             results = list(pool.map(lambda job: emd_permutation(*job, max_iter), jobs))
         self.not_converged_ = sum(not ok for _, ok in results)
@@ -293,14 +256,14 @@ class RadOT(BackgroundModel):
             cost = ot.dist(a_pts, b_pts, metric="sqeuclidean")
             n = len(z1)
             weights = torch.full((n,), 1.0 / n, dtype=torch.float32, device=device)
-            reg = float(self.sinkhorn_reg) * float(cost.mean())
+            reg = float(self.config.sinkhorn_reg) * float(cost.mean())
             plan, info = ot.sinkhorn(
-                weights, weights, cost, reg, method="sinkhorn_log", numItermax=int(self.sinkhorn_max_iter),
-                stopThr=float(self.sinkhorn_tol), log=True, warn=False,
+                weights, weights, cost, reg, method="sinkhorn_log", numItermax=int(self.config.sinkhorn_max_iter),
+                stopThr=float(self.config.sinkhorn_tol), log=True, warn=False,
             )
             iterations.append(int(info["niter"]))
-            unconverged += int(float(info["err"][-1]) > float(self.sinkhorn_tol)) if info["err"] else 0
-            if self.sinkhorn_pairs == "argmax":
+            unconverged += int(float(info["err"][-1]) > float(self.config.sinkhorn_tol)) if info["err"] else 0
+            if self.config.sinkhorn_pairs == "argmax":
                 partner = plan.argmax(dim=1)
             else:
                 rows = plan.clamp_min(0)
@@ -314,7 +277,7 @@ class RadOT(BackgroundModel):
         if unconverged:
             log.warning(
                 "radot: Sinkhorn did not reach tol %g within %d iterations in %d of %d batches",
-                self.sinkhorn_tol, self.sinkhorn_max_iter, unconverged, len(jobs),
+                self.config.sinkhorn_tol, self.config.sinkhorn_max_iter, unconverged, len(jobs),
             )
         return partners
 
@@ -335,26 +298,32 @@ class RadOT(BackgroundModel):
         rng = np.random.default_rng([int(self.seed), 1])
         pair = balanced_draw(len(self.m_lower_), len(masses), rng)
         self.n_template_ = len(masses)
+        self.template_pairs_ = pair
         return interpolate(
             self.x_lower_[pair], self.m_lower_[pair], self.x_upper_[pair], self.m_upper_[pair], masses
         )
 
+    def template_sources(self) -> np.ndarray | None:
+        """The sideband pair behind each template event (each pair is used about
+        ``len(masses) / n_pairs`` times)."""
+        return getattr(self, "template_pairs_", None)
+
     def info(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "solver": self.solver,
-            "batch_size": int(self.batch_size),
-            "balance": self.balance,
-            "batch_order": self.batch_order,
-            "sideband_width": float(self.sideband_width),
-            "quantile_output": self.quantile_output,
+            "solver": self.config.solver,
+            "batch_size": int(self.config.batch_size),
+            "balance": self.config.balance,
+            "batch_order": self.config.batch_order,
+            "sideband_width": float(self.config.sideband_width),
+            "quantile_output": self.config.quantile_output,
         }
-        if self.solver == "emd":
+        if self.config.solver == "emd":
             out["solver_device"] = "cpu"
             out["n_jobs"] = self._threads()
         else:
             out.update(
-                solver_device=str(self.device), sinkhorn_reg=float(self.sinkhorn_reg),
-                sinkhorn_pairs=self.sinkhorn_pairs,
+                solver_device=str(self.device), sinkhorn_reg=float(self.config.sinkhorn_reg),
+                sinkhorn_pairs=self.config.sinkhorn_pairs,
                 sinkhorn_iterations=int(getattr(self, "sinkhorn_iterations_", 0)),
             )
         if hasattr(self, "m_lower_"):

@@ -29,10 +29,6 @@ class Idealized(BackgroundModel):
     per_window = True
     needs_truth = True
 
-    def __init__(self, *, device: str = "cpu", seed: int = 0) -> None:
-        self.device = device
-        self.seed = seed
-
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Idealized:
         truth = _require_truth(self.name, truth)
         if window is None:
@@ -62,12 +58,13 @@ class Supervised(BackgroundModel):
     per_window = True
     produces = "score"
     needs_truth = True
+    #: The harness hands this method the run's classifier settings.
+    uses_classifier = True
 
     def __init__(
-        self, *, device: str = "cpu", seed: int = 0, classifier: ClassifierConfig | None = None
+        self, *, device: str = "cpu", seed: int = 0, settings: Any = None, classifier: ClassifierConfig | None = None
     ) -> None:
-        self.device = device
-        self.seed = seed
+        super().__init__(device=device, seed=seed, settings=settings)
         self.classifier = classifier
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Supervised:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from adbench.results import Record
 from adbench.report import figures
 from adbench.report.document import Document
 from adbench.report.tables import (
@@ -27,8 +28,8 @@ HOW_TO_READ = (
 )
 
 
-def _choose_nsig(records: list[dict[str, Any]]) -> int:
-    n_sigs = sorted({r["n_sig"] for r in records})
+def _choose_nsig(records: list[Record]) -> int:
+    n_sigs = sorted({r.n_sig for r in records})
     return min(n_sigs, key=lambda n: (abs(n - 1000), -n))
 
 
@@ -41,17 +42,17 @@ def _time_text(row: dict[str, Any]) -> str:
     return f"{shared} (training once){reused} + {per_sr} per SR"
 
 
-def build_report(records: list[dict[str, Any]], directory: Path | None = None) -> Document:
+def build_report(records: list[Record], directory: Path | None = None) -> Document:
     records = label_profiles(records)
-    ok = [r for r in records if r.get("status") == "ok"]
-    failed = [r for r in records if r.get("status") != "ok"]
-    datasets = sorted({r["dataset"] for r in records})
+    ok = [r for r in records if r.status == "ok"]
+    failed = [r for r in records if r.status != "ok"]
+    datasets = sorted({r.dataset for r in records})
     doc = Document(f"adbench report: {', '.join(datasets)}")
-    windows = sorted({r["window"] for r in records})
-    n_sigs = sorted({r["n_sig"] for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    devices = sorted({r.get("device", "?") for r in records})
-    profiles = sorted({r.get("profile", "?") for r in records})
+    windows = sorted({r.window for r in records})
+    n_sigs = sorted({r.n_sig for r in records})
+    seeds = sorted({r.seed for r in records})
+    devices = sorted({r.device for r in records})
+    profiles = sorted({r.profile for r in records})
     doc.paragraph(
         f"{len(ok)} finished and {len(failed)} failed tasks: methods {', '.join(method_order(records))}; "
         f"signal regions {', '.join(windows)} TeV; N_sig {', '.join(map(str, n_sigs))}; seeds "
@@ -76,7 +77,7 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
             row["dataset"], row["window"], row["method"], f"{row['n_sig']} ({row['n_sig_sr'].median:.0f})",
             f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
             row["max_sic"].text() + (" ‡" if template_small else ""), pub("published_max_sic"),
-            row["sic_at_1e-3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub("published_sic_at_1e-3"),
+            row["sic_1e3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub("published_sic_1e3"),
             row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
             row["template_ratio"].text(1),
         ])
@@ -116,15 +117,15 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
         n_sig = _choose_nsig(ok)
         doc.heading("Figures")
         doc.figure("sic_curves", figures.sic_curves(ok, n_sig), f"SIC curves at N_sig = {n_sig} (median over seeds, 16-84% band)")
-        if len({r["n_sig"] for r in ok}) > 1:
+        if len({r.n_sig for r in ok}) > 1:
             doc.figure("max_sic_vs_nsig", figures.max_sic_vs_nsig(ok), "Max SIC versus injected signal")
-            doc.figure("sic_1e-3_vs_nsig", figures.max_sic_vs_nsig(ok, "sic_at_1e-3"), "SIC at FPR 1e-3 versus injected signal")
+            doc.figure("sic_1e-3_vs_nsig", figures.max_sic_vs_nsig(ok, "sic_1e3"), "SIC at FPR 1e-3 versus injected signal")
         doc.figure("timing", figures.timing_bars(ok), "Training once and time per SR (log scale)")
-        if any(np.isfinite(r.get("fidelity_auc", np.nan)) for r in ok):
+        if any(np.isfinite(r.fidelity_auc) for r in ok):
             doc.figure("fidelity", figures.fidelity(ok), "Template fidelity AUC per method (0.5 = perfect template)")
         doc.heading("Samples: data versus template in the SR")
         for method in method_order(ok):
-            if any(r["method"] == method and r.get("histograms") and r["n_sig"] == n_sig for r in ok):
+            if any(r.method == method and r.histograms and r.n_sig == n_sig for r in ok):
                 doc.figure(f"samples_{method}", figures.feature_histograms(ok, method, n_sig),
                            f"{method}: SR data, template and true background (normalised)")
         doc.heading("Amortisation: total time of a scan")
@@ -139,16 +140,16 @@ def build_report(records: list[dict[str, Any]], directory: Path | None = None) -
     if failed:
         doc.heading("Failures")
         doc.table(["method", "SR", "N_sig", "seed", "reason"],
-                  [[r["method"], r["window"], str(r["n_sig"]), str(r["seed"]), str(r.get("error"))] for r in failed])
+                  [[r.method, r.window, str(r.n_sig), str(r.seed), str(r.error)] for r in failed])
 
     doc.heading("Environment")
     versions = {}
     for r in records:
-        versions.update(r.get("versions") or {})
+        versions.update(r.versions or {})
     doc.table(["what", "value"], [
         ["hardware", "; ".join(devices)],
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))],
-        ["git revision", ", ".join(sorted({str(r.get('git_revision')) for r in records}))],
+        ["git revision", ", ".join(sorted({str(r.git_revision) for r in records}))],
         ["results", str(directory / "results.jsonl") if directory else "-"],
-    ] + [["command", c] for c in sorted({r.get("command") or "-" for r in records})])
+    ] + [["command", c] for c in sorted({r.command or "-" for r in records})])
     return doc

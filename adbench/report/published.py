@@ -15,14 +15,14 @@ PUBLISHED_TIMING: dict[str, tuple[str, str, str]] = {
     "sigma-context": ("flow matching", "30 min (training) + 30 s per SR", "SIGMA paper, arXiv:2410.20537"),
 }
 
-#: (method, metric, n_sig) -> (value, source). Metrics: "sic_at_1e-3", "max_sic".
+#: (method, metric, n_sig) -> (value, source). Metrics: "sic_1e3", "max_sic".
 PUBLISHED_PERFORMANCE: dict[tuple[str, str, int], tuple[float, str]] = {
-    ("radot", "sic_at_1e-3", 3000): (11.9, "RAD-OT, arXiv:2407.19818 (BDT, 5 features)"),
-    ("radot", "sic_at_1e-3", 1000): (3.8, "RAD-OT, arXiv:2407.19818 (BDT, 5 features)"),
-    ("supervised", "sic_at_1e-3", 3000): (13.2, "BDT, 5 features, LHCO"),
-    ("supervised", "sic_at_1e-3", 1000): (11.5, "BDT, 5 features, LHCO"),
-    ("idealized", "sic_at_1e-3", 3000): (12.1, "BDT, 5 features, LHCO"),
-    ("idealized", "sic_at_1e-3", 1000): (10.7, "BDT, 5 features, LHCO"),
+    ("radot", "sic_1e3", 3000): (11.9, "RAD-OT, arXiv:2407.19818 (BDT, 5 features)"),
+    ("radot", "sic_1e3", 1000): (3.8, "RAD-OT, arXiv:2407.19818 (BDT, 5 features)"),
+    ("supervised", "sic_1e3", 3000): (13.2, "BDT, 5 features, LHCO"),
+    ("supervised", "sic_1e3", 1000): (11.5, "BDT, 5 features, LHCO"),
+    ("idealized", "sic_1e3", 3000): (12.1, "BDT, 5 features, LHCO"),
+    ("idealized", "sic_1e3", 1000): (10.7, "BDT, 5 features, LHCO"),
     ("supervised", "max_sic", 1000): (17.0, "CATHODE, arXiv:2109.00546 (MLP, 4 features, approx.)"),
     ("idealized", "max_sic", 1000): (14.5, "CATHODE, arXiv:2109.00546 (MLP, 4 features, 14-15)"),
     ("cathode", "max_sic", 1000): (14.0, "CATHODE, arXiv:2109.00546 (MLP, 4 features, approx.)"),

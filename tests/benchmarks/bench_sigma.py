@@ -11,7 +11,7 @@ environment: ``ADBENCH_BENCH_DEVICE`` (cpu), ``ADBENCH_BENCH_PROFILE`` (fast),
 
 It builds the synthetic dataset (1M background + 100k signal pool by default), injects ``--n-sig``
 signal events, trains the shared all-data CFM once (the fit of vdata, sigma-linear and
-sigma-context), then times one template of ``oversampling x N_SR`` events per method in the SR,
+sigma-context), then times one template of ``4 x N_SR`` (the harness default) events per method in the SR,
 and with ``--vcr`` one v_CR fit + template. Device work is synchronised around every timed phase.
 Prints one JSON object (and writes it to ``--output`` if given).
 """
@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
     from adbench.data.synthetic import synthetic_dataset
+    from adbench.harness import DEFAULT_TEMPLATE_SIZE
     from adbench.masses import sample_masses
-    from adbench.methods.presets import load_preset
+    from adbench.methods.presets import load_preset, merge_tables
     from adbench.methods.registry import get_method_class
     from adbench.timing import Stopwatch
     from adbench.windows import parse_sr
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     window = parse_sr(args.sr)
     started = time.perf_counter()
     dataset = synthetic_dataset(args.n_background, args.n_signal, n_reference=10_000, seed=0)
-    split = dataset.split(args.n_sig, seed=0)
+    split = dataset.split(args.n_sig, seed=0, windows=[window])
     sr_data = split.data.in_range(window.low, window.high)
     if args.device.startswith("cuda"):
         device_name = torch.cuda.get_device_name(args.device)
@@ -74,14 +75,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def model(name: str):
         preset = load_preset(name, args.profile)
-        params = dict(preset.params)
+        params = preset.params
         if args.epochs is not None:
-            params["epochs"] = args.epochs
-        return get_method_class(name)(device=args.device, seed=0, **params), preset
+            params = merge_tables(params, {"train": {"epochs": args.epochs}})
+        return get_method_class(name)(device=args.device, seed=0, settings=params), preset
 
     def template(name: str, fitted) -> dict[str, Any]:
         preset = load_preset(name, args.profile)
-        n = int(round(preset.template.oversampling * len(sr_data)))
+        n = int(round(DEFAULT_TEMPLATE_SIZE * len(sr_data)))
         watch = Stopwatch(args.device)
         with watch.phase("sample"):
             masses = sample_masses(preset.template.mass_sampler, split.data.m, window, n, np.random.default_rng(0))
@@ -136,16 +137,17 @@ def _bench_setup() -> dict[str, Any]:
         import torch
 
         from adbench.data.synthetic import synthetic_dataset
+        from adbench.harness import DEFAULT_TEMPLATE_SIZE
         from adbench.masses import sample_masses
         from adbench.methods.presets import load_preset
         from adbench.windows import Window
 
         torch.set_num_threads(int(os.environ.get("ADBENCH_BENCH_THREADS", "1")))
         n_background = int(os.environ.get("ADBENCH_BENCH_BACKGROUND", "1000000"))
-        split = synthetic_dataset(n_background, 100_000, n_reference=10_000, seed=0).split(1000, seed=0)
         window = Window()
+        split = synthetic_dataset(n_background, 100_000, n_reference=10_000, seed=0).split(1000, seed=0, windows=[window])
         preset = load_preset("sigma-context", os.environ.get("ADBENCH_BENCH_PROFILE", "fast"))
-        n = int(round(preset.template.oversampling * int(window.in_sr(split.data.m).sum())))
+        n = int(round(DEFAULT_TEMPLATE_SIZE * int(window.in_sr(split.data.m).sum())))
         masses = sample_masses(preset.template.mass_sampler, split.data.m, window, n, np.random.default_rng(0))
         _CACHE.update(split=split, window=window, masses=masses.masses, preset=preset, model=None)
     return _CACHE
@@ -156,7 +158,7 @@ def _new(name: str):
     from adbench.methods.registry import get_method_class
 
     preset = load_preset(name, _CACHE["preset"].profile)
-    return get_method_class(name)(device=os.environ.get("ADBENCH_BENCH_DEVICE", "cpu"), seed=0, **preset.params)
+    return get_method_class(name)(device=os.environ.get("ADBENCH_BENCH_DEVICE", "cpu"), seed=0, settings=preset.params)
 
 
 def _synchronised(function):

@@ -42,7 +42,7 @@ def test_calibration_matches_the_real_events():
 
 
 def test_comparison_figure_and_stats_of_two_synthetic_samples():
-    from adbench.report.synthetic import comparison_figure, comparison_stats
+    from adbench.data.synthetic_compare import comparison_figure, comparison_stats
 
     a, b = make_synthetic(60_000, 1_000, seed=data_seed(1)), make_synthetic(60_000, 1_000, seed=data_seed(2))
     stats = comparison_stats(a, b)
@@ -58,7 +58,7 @@ def test_comparison_figure_and_stats_of_two_synthetic_samples():
 def test_conditional_medians_follow_the_real_events(tmp_path):
     """The doc figure's numbers: per mjj bin, the synthetic median of every feature lies within a
     third of the real 16-84% half-width of the real median (the figure: docs/synthetic_vs_lhco.png)."""
-    from adbench.report.synthetic import comparison_figure, comparison_stats, synthetic_like
+    from adbench.data.synthetic_compare import comparison_figure, comparison_stats, synthetic_like
 
     real = load_lhco_events(LHCO_100K)
     fake = synthetic_like(real, seed=0)

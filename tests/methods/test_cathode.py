@@ -18,11 +18,10 @@ from adbench.methods.cathode import Anode, Cathode  # noqa: E402
 from adbench.methods.presets import load_preset  # noqa: E402
 from adbench.methods.registry import get_method_class  # noqa: E402
 from adbench.metrics import roc_auc  # noqa: E402
-from adbench.resources import load_toml, resource_dir  # noqa: E402
 from adbench.windows import Window  # noqa: E402
 from tests.conftest import assert_distinguishable, assert_faithful, data_seed  # noqa: E402
 
-TINY = dict(transforms=2, hidden=16, epochs=2, batch_size=256, lr=3e-3, keep_best=2)
+TINY = {"flow": {"transforms": 2, "hidden": 16}, "train": {"epochs": 2, "batch_size": 256, "lr": 3e-3, "keep_best": 2}}
 WINDOW = Window(3.3, 3.7)
 
 
@@ -47,50 +46,47 @@ def test_registered_with_the_right_contract():
 
 
 @pytest.mark.parametrize("name", ["cathode", "anode"])
-@pytest.mark.parametrize("profile", ["fast", "paper"])
+@pytest.mark.parametrize("profile", ["fast", "paper", "paper-gpu"])
 def test_presets_build_the_method(name, profile):
     preset = load_preset(name, profile)
-    model = get_method_class(name)(device="cpu", seed=0, **preset.params)
-    assert model.epochs == preset.params["epochs"]
-    flow = model._new_flow(5, 0)  # every preset key reaches a valid flow configuration
-    assert flow.config.transforms == preset.params["transforms"]
+    config = get_method_class(name)(device="cpu", seed=0, settings=preset.params).config
+    assert config.train.epochs == preset.params["train"]["epochs"]
+    assert config.flow.transforms == preset.params["flow"]["transforms"]
     if name == "cathode":
-        assert preset.template.mass_sampler == "kde" and preset.template.oversampling == 4.0
+        assert preset.template.mass_sampler == "kde"
+    if profile == "paper-gpu":
+        assert config.train.batch_size >= 1024
 
 
 def test_paper_presets_are_the_published_setup():
-    paper = load_preset("cathode", "paper").params
-    assert (paper["transforms"], paper["hidden"], paper["epochs"], paper["batch_size"], paper["lr"]) == (
-        15, 128, 100, 256, 1e-4)
-    assert paper["keep_best"] == 10 and paper.get("max_events") is None
-
-
-@pytest.mark.parametrize("name", ["cathode", "anode"])
-def test_gpu_table_builds_the_method(name):
-    table = load_toml(resource_dir("methods") / f"{name}.toml")["paper-gpu"]
-    model = get_method_class(name)(device="cpu", seed=0, **table)
-    assert model._new_flow(5, 0).train.batch_size >= 1024
+    config = Cathode(settings=load_preset("cathode", "paper").params).config
+    assert (config.flow.transforms, config.flow.hidden) == (15, 128)
+    train = config.train
+    assert (train.epochs, train.batch_size, train.lr, train.optimizer) == (100, 256, 1e-4, "adam")
+    assert train.keep_best == 10 and train.max_events is None
+    # the defaults of the settings dataclass are the published setup too
+    assert Cathode().config == config
 
 
 def test_init_only_stores():
-    model = Cathode(seed=3, epochs=7, backend="not-checked-until-fit")
-    assert model.seed == 3 and model.epochs == 7 and not hasattr(model, "flow_")
+    model = Cathode(seed=3, settings={"train": {"epochs": 7}, "flow": {"backend": "not-checked-until-used"}})
+    assert model.seed == 3 and model.settings["train"]["epochs"] == 7 and not hasattr(model, "flow_")
     assert model.info() == {}
 
 
 def test_cathode_trains_on_sidebands_and_samples_the_template(small_split):
     data = small_split.data
-    model = Cathode(seed=0, **TINY)
+    model = Cathode(seed=0, settings=TINY)
     assert model.fit(data, WINDOW) is model
     n_sb = int(WINDOW.in_sidebands(data.m).sum())
     info = model.info()
     assert info["sideband_events"] == n_sb and info["n_train"] + info["n_val"] == n_sb
-    assert info["epochs"] == 2 and len(info["kept_epochs"]) == 2 and info["backend"] == "zuko"
+    assert info["epochs_run"] == 2 and len(info["kept_epochs"]) == 2 and info["backend"] == "zuko"
     masses = np.random.default_rng(0).uniform(3.3, 3.7, 777)
     template = model.sample(masses, WINDOW)
     assert template.shape == (777, data.n_features) and template.dtype == np.float32
     assert np.isfinite(template).all()
-    again = Cathode(seed=0, **TINY).fit(data, WINDOW).sample(masses, WINDOW)
+    again = Cathode(seed=0, settings=TINY).fit(data, WINDOW).sample(masses, WINDOW)
     np.testing.assert_array_equal(template, again)
 
 
@@ -98,22 +94,22 @@ def test_cathode_never_reads_labels(small_split):
     data = small_split.data
     relabelled = Events(data.m, data.x, np.zeros(len(data), np.int8), data.features)
     masses = np.linspace(3.31, 3.69, 100)
-    a = Cathode(seed=0, **TINY).fit(data, WINDOW).sample(masses, WINDOW)
-    b = Cathode(seed=0, **TINY).fit(relabelled, WINDOW).sample(masses, WINDOW)
+    a = Cathode(seed=0, settings=TINY).fit(data, WINDOW).sample(masses, WINDOW)
+    b = Cathode(seed=0, settings=TINY).fit(relabelled, WINDOW).sample(masses, WINDOW)
     np.testing.assert_array_equal(a, b)
 
 
 def test_needs_a_window_and_sidebands(small_split):
     with pytest.raises(MethodFailure, match="per window"):
-        Cathode(**TINY).fit(small_split.data, None)
+        Cathode(settings=TINY).fit(small_split.data, None)
     only_sr = small_split.data.in_range(3.3, 3.7)
     with pytest.raises(MethodFailure, match="sideband events"):
-        Cathode(**TINY).fit(only_sr, WINDOW)
+        Cathode(settings=TINY).fit(only_sr, WINDOW)
 
 
 def test_anode_scores_test_events(small_split):
-    model = Anode(seed=0, **TINY).fit(small_split.data, WINDOW)
-    test = small_split.test.in_range(WINDOW.low, WINDOW.high)
+    model = Anode(seed=0, settings=TINY).fit(small_split.data, WINDOW)
+    test = small_split.test_in(WINDOW)
     score = model.score(test, WINDOW)
     assert score.shape == (len(test),) and np.isfinite(score).all()
     info = model.info()
@@ -125,8 +121,8 @@ def test_anode_scores_test_events(small_split):
 
 
 def test_anode_non_finite_densities_are_a_method_failure(small_split, monkeypatch):
-    model = Anode(seed=0, **TINY).fit(small_split.data, WINDOW)
-    test = small_split.test.in_range(WINDOW.low, WINDOW.high)
+    model = Anode(seed=0, settings=TINY).fit(small_split.data, WINDOW)
+    test = small_split.test_in(WINDOW)
 
     def broken(x, m, physical=True):
         out = np.zeros(len(x))
@@ -142,11 +138,15 @@ def test_anode_needs_sr_data(small_split):
     data = small_split.data
     no_sr = data.select(~WINDOW.in_sr(data.m))
     with pytest.raises(MethodFailure, match="SR data events"):
-        Anode(**TINY).fit(no_sr, WINDOW)
+        Anode(settings=TINY).fit(no_sr, WINDOW)
 
 
 # The fast profile's flow with fewer epochs, so that a test stays near 20 s on one core.
-QUALITY = dict(transforms=6, hidden=64, epochs=10, batch_size=512, lr=1e-3, lr_schedule="cosine", keep_best=5)
+QUALITY = {
+    "flow": {"transforms": 6, "hidden": 64},
+    "train": {"optimizer": "adam", "epochs": 10, "batch_size": 512, "lr": 1e-3, "schedule": "cosine",
+              "final_lr_fraction": 0.01, "keep_best": 5},
+}
 
 
 #: Fidelity limit in null standard deviations, as in ``tests/methods/test_sigma.py``. This template sits
@@ -161,11 +161,11 @@ def test_template_matches_the_true_background_without_signal():
     features; with delta_R, which moves steeply with mjj, this small, short training is worse)."""
     dataset = synthetic_dataset(120_000, 1_000, 200_000, seed=data_seed(2))
     split = dataset.with_features(FEATURE_SETS["cathode"]).split(0, seed=0)
-    model = Cathode(seed=0, **QUALITY).fit(split.data, WINDOW)
+    model = Cathode(seed=0, settings=QUALITY).fit(split.data, WINDOW)
     sr = split.data.in_range(WINDOW.low, WINDOW.high)
     masses = sample_masses("kde", split.data.m, WINDOW, 4 * len(sr), np.random.default_rng(0)).masses
     template = model.sample(masses, WINDOW)
-    background = split.test.in_range(WINDOW.low, WINDOW.high).background().x
+    background = split.test_in(WINDOW).background().x
     assert_faithful(template, background, FIDELITY_SIGMAS, "cathode template (N_sig 0)")
     assert_distinguishable(split.data.in_range(2.7, 2.9).x, background, FIDELITY_SIGMAS, "events of 2.7-2.9 TeV")
 
@@ -173,8 +173,8 @@ def test_template_matches_the_true_background_without_signal():
 @pytest.mark.slow
 def test_anode_finds_a_large_signal():
     split = synthetic_dataset(60_000, 6_000, 30_000, seed=data_seed(3)).split(3_000, seed=0)
-    model = Anode(seed=0, **QUALITY).fit(split.data, WINDOW)
-    test = split.test.in_range(WINDOW.low, WINDOW.high)
+    model = Anode(seed=0, settings=QUALITY).fit(split.data, WINDOW)
+    test = split.test_in(WINDOW)
     assert roc_auc(test.label, model.score(test, WINDOW)) > 0.7
 
 
@@ -187,16 +187,16 @@ def test_the_harness_runs_both_methods(tmp_path):
 
     dataset = synthetic_dataset(20_000, 2_000, 20_000, seed=data_seed(1))
     specs = [
-        MethodSpec("cathode", Preset("cathode", "fast", dict(TINY), TemplateSpec("kde", 2.0))),
+        MethodSpec("cathode", Preset("cathode", "fast", dict(TINY), TemplateSpec("kde"))),
         MethodSpec("anode", Preset("anode", "fast", dict(TINY), TemplateSpec())),
     ]
     config = RunConfig(
         methods=specs, windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path / "run",
-        classifier=ClassifierConfig(n_models=1, max_iter=20),
+        classifier=ClassifierConfig(n_models=1, max_iter=20), template_size=2.0,
     )
     summary = run_benchmark(dataset, config)
     assert (summary.finished, summary.failed) == (2, 0)
-    records = {r["method"]: r for r in ResultStore(tmp_path / "run").load()}
-    assert records["cathode"]["n_template"] == 2 * records["cathode"]["n_sr_data"]
-    assert records["anode"]["n_template"] == 0 and np.isfinite(records["anode"]["max_sic"])
-    assert records["anode"]["method_info"]["data_flow"]["backend"] == "zuko"
+    records = {r.method: r for r in ResultStore(tmp_path / "run").load()}
+    assert records["cathode"].n_template == 2 * records["cathode"].n_sr_data
+    assert records["anode"].n_template == 0 and np.isfinite(records["anode"].max_sic)
+    assert records["anode"].method_info["data_flow"]["backend"] == "zuko"

@@ -11,26 +11,21 @@ import pytest
 from adbench.evaluate import ClassifierConfig
 from adbench.harness import MethodSpec, RunConfig, run_benchmark
 from adbench.methods.base import BackgroundModel
-from adbench.methods.presets import Preset, available_profiles, load_preset
+from adbench.methods.presets import Preset, available_profiles, load_preset, merge_tables, read_preset_file
 from adbench.methods.registry import get_method_class, method_names
-from adbench.resources import load_toml, resource_dir
+from adbench.resources import resource_dir
 from adbench.results import ResultStore
 from adbench.windows import Window
 from tests.conftest import data_seed
 
 #: Overrides of the fast preset that keep one run of each method to a few seconds.
+_CFM = {"train": {"epochs": 2}, "network": {"width": 32}, "solver": {"steps": 2}}
+_FLOW = {"train": {"epochs": 2, "keep_best": 1}, "flow": {"transforms": 2, "hidden": 16}}
 TINY = {
-    "vdata": dict(epochs=2, width=32, steps=2),
-    "vcr": dict(epochs=2, width=32, steps=2),
-    "sigma-linear": dict(epochs=2, width=32, steps=2),
-    "sigma-context": dict(epochs=2, width=32, steps=2),
-    "cathode": dict(epochs=2, transforms=2, hidden=16, keep_best=1),
-    "anode": dict(epochs=2, transforms=2, hidden=16, keep_best=1),
-    "radot": dict(batch_size=500),
+    "vdata": _CFM, "vcr": _CFM, "sigma-linear": _CFM, "sigma-context": _CFM,
+    "cathode": _FLOW, "anode": _FLOW,
+    "radot": {"batch_size": 500},
 }
-COMMON = ["dataset", "window", "method", "profile", "n_sig", "seed", "status", "max_sic", "sic_at_1e-3", "auc",
-          "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s", "device", "versions",
-          "config_hash", "curve"]
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +41,15 @@ def test_class_attributes_and_every_preset_profile_are_valid(name):
     assert cls.name == name and cls.family
     assert cls.produces in ("template", "score") and isinstance(cls.per_window, bool)
     path = resource_dir("methods") / f"{name}.toml"
-    profiles = available_profiles(load_toml(path)) if path.is_file() else ["fast", "paper"]
+    profiles = available_profiles(read_preset_file(path)) if path.is_file() else ["fast", "paper"]
     assert {"fast", "paper"} <= set(profiles)
     for profile in profiles:
-        # __init__ only stores its keyword arguments: every profile's settings must be accepted
+        # __init__ only stores its keyword arguments; every profile's settings fill the Settings dataclass
         params = load_preset(name, profile).params
-        model = cls(device="cpu", seed=0, **params)
-        assert (model.device, model.seed) == ("cpu", 0), profile
-        if params.get("backend") != "nflows" or importlib.util.find_spec("nflows"):
+        model = cls(device="cpu", seed=0, settings=params)
+        assert (model.device, model.seed, model.settings) == ("cpu", 0, params), profile
+        assert isinstance(model.config, cls.Settings)
+        if params.get("flow", {}).get("backend") != "nflows" or importlib.util.find_spec("nflows"):
             model.check_ready()  # every setting valid, every library it needs installed
     implemented = cls.sample if cls.produces == "template" else cls.score
     assert implemented is not getattr(BackgroundModel, "sample" if cls.produces == "template" else "score")
@@ -63,22 +59,24 @@ def test_class_attributes_and_every_preset_profile_are_valid(name):
 @pytest.mark.parametrize("name", method_names())
 def test_runs_through_the_harness(name, tiny_dataset, tmp_path):
     fast = load_preset(name, "fast")
-    spec = MethodSpec(name, Preset(name, "fast", {**fast.params, **TINY.get(name, {})}, fast.template))
+    spec = MethodSpec(name, Preset(name, "fast", merge_tables(fast.params, TINY.get(name, {})), fast.template))
     config = RunConfig(methods=[spec], windows=[Window(3.3, 3.7)], n_sigs=[1000], seeds=[0], output=tmp_path,
                        classifier=ClassifierConfig(n_models=1, max_iter=40))
     summary = run_benchmark(tiny_dataset, config)
     (record,) = ResultStore(tmp_path).load()
-    assert summary.finished == 1, record.get("error")
-    assert all(key in record for key in COMMON), set(COMMON) - set(record)
-    for key in ("max_sic", "sic_at_1e-3", "auc"):
-        assert np.isfinite(record[key]), key
-    assert 0.0 <= record["auc"] <= 1.0
+    assert summary.finished == 1, record.error
+    assert (record.method, record.profile, record.dataset, record.status) == (name, "fast", tiny_dataset.name, "ok")
+    for key in ("max_sic", "sic_1e3", "auc"):
+        assert np.isfinite(getattr(record, key)), key
+        assert np.isfinite(record.stat_errors[key]) and record.stat_errors[key] > 0, key
+    assert 0.0 <= record.auc <= 1.0 and record.curve and record.versions and record.config_hash
     cls = get_method_class(name)
     if cls.produces == "template":
-        assert 0.0 <= record["fidelity_auc"] <= 1.0
-        assert set(record["histograms"]) == set(tiny_dataset.features)
+        assert 0.0 <= record.fidelity_auc <= 1.0
+        assert set(record.histograms) == set(tiny_dataset.features)
+        assert 0 < record.n_template_sources <= record.n_template
     if not cls.per_window:
-        assert record["time_fit_shared_s"] > 0
+        assert record.time_fit_shared_s > 0
 
 
 def test_check_ready_refuses_bad_settings_and_missing_libraries(monkeypatch):
@@ -88,7 +86,7 @@ def test_check_ready_refuses_bad_settings_and_missing_libraries(monkeypatch):
     from adbench.harness import MethodSpec, check_methods
 
     with pytest.raises(ConfigError, match="unknown solver 'simplex'"):
-        get_method_class("radot")(solver="simplex").check_ready()
+        get_method_class("radot")(settings={"solver": "simplex"}).check_ready()
     real_find_spec = util.find_spec
     monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "ot" else real_find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"ot is not installed: pip install 'adbench\[ot\]'"):

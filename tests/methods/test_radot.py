@@ -54,7 +54,7 @@ def small() -> Events:
 
 @pytest.fixture(scope="module")
 def fitted(small: Events) -> RadOT:
-    return RadOT(batch_size=500, seed=3).fit(small, WINDOW)
+    return RadOT(settings={"batch_size": 500}, seed=3).fit(small, WINDOW)
 
 
 # ---------------------------------------------------------------- interpolation
@@ -116,7 +116,7 @@ def test_model_recovers_the_shift_between_mirrored_sidebands(quantile_output: st
     (per-feature monotone) quantile transform of the cost."""
     shift = np.array([0.5, -0.8, 1.5])
     events, _ = mirrored_sidebands(600, shift, seed=4)
-    model = RadOT(batch_size=600, quantile_output=quantile_output).fit(events, WINDOW)
+    model = RadOT(settings={"batch_size": 600, "quantile_output": quantile_output}).fit(events, WINDOW)
     assert model.info()["n_batches"] == 1
     np.testing.assert_allclose(model.x_upper_ - model.x_lower_, np.tile(shift, (600, 1)), atol=1e-5)
 
@@ -126,7 +126,7 @@ def test_batch_order_with_several_batches(batch_order: str) -> None:
     """One feature, SB2 = SB1 shifted, 4 batches: rank blocks along the principal axis hold each
     event and its shifted copy together (exact recovery); random batches mostly do not."""
     events, _ = mirrored_sidebands(600, np.array([0.7]), seed=6)
-    model = RadOT(batch_size=150, batch_order=batch_order).fit(events, WINDOW)
+    model = RadOT(settings={"batch_size": 150, "batch_order": batch_order}).fit(events, WINDOW)
     assert model.info()["n_batches"] == 4
     exact = np.abs(model.x_upper_ - model.x_lower_ - 0.7)[:, 0] < 1e-5
     if batch_order == "projection":
@@ -139,9 +139,9 @@ def test_sinkhorn_argmax_recovers_the_shift_on_cpu() -> None:
     pytest.importorskip("torch")
     shift = np.array([0.5, -0.8, 1.5])
     events, _ = mirrored_sidebands(300, shift, seed=5)
-    model = RadOT(
+    model = RadOT(settings=dict(
         solver="sinkhorn", batch_size=300, sinkhorn_reg=0.01, sinkhorn_max_iter=300, sinkhorn_pairs="argmax"
-    ).fit(events, WINDOW)
+    )).fit(events, WINDOW)
     exact = np.all(np.abs(model.x_upper_ - model.x_lower_ - shift) < 1e-5, axis=1)
     assert exact.mean() > 0.9
     info = model.info()
@@ -150,9 +150,9 @@ def test_sinkhorn_argmax_recovers_the_shift_on_cpu() -> None:
 
 def test_sinkhorn_sampled_pairs_are_valid_and_seeded(small: Events) -> None:
     pytest.importorskip("torch")
-    kwargs = dict(solver="sinkhorn", batch_size=2000, sinkhorn_reg=0.05, sinkhorn_max_iter=100, seed=7)
-    a = RadOT(**kwargs).fit(small, WINDOW)
-    b = RadOT(**kwargs).fit(small, WINDOW)
+    settings = dict(solver="sinkhorn", batch_size=2000, sinkhorn_reg=0.05, sinkhorn_max_iter=100)
+    a = RadOT(settings=settings, seed=7).fit(small, WINDOW)
+    b = RadOT(settings=settings, seed=7).fit(small, WINDOW)
     np.testing.assert_array_equal(a.x_upper_, b.x_upper_)
     assert np.all((a.m_upper_ >= WINDOW.high) & (a.m_upper_ < WINDOW.high + 0.2))
     template = a.sample(np.full(500, 3.5), WINDOW)
@@ -173,7 +173,7 @@ def test_balance_sets_the_number_of_pairs(small: Events, balance: str) -> None:
     n_low = int(WINDOW.lower_sideband(small.m, 0.2).sum())
     n_high = int(WINDOW.upper_sideband(small.m, 0.2).sum())
     assert n_low > n_high  # falling spectrum
-    model = RadOT(batch_size=700, balance=balance).fit(small, WINDOW)
+    model = RadOT(settings={"batch_size": 700, "balance": balance}).fit(small, WINDOW)
     info = model.info()
     n_pairs = max(n_low, n_high) if balance == "upsample" else min(n_low, n_high)
     assert info["n_pairs"] == n_pairs and info["n_batches"] == -(-n_pairs // 700)
@@ -189,22 +189,24 @@ def test_registered_with_presets() -> None:
     assert RadOT.per_window and RadOT.family == "optimal transport" and RadOT.produces == "template"
     for profile in ("fast", "paper"):
         preset = load_preset("radot", profile)
-        assert preset.template.mass_sampler == "dijet" and preset.template.oversampling == 4.0
+        assert preset.template.mass_sampler == "dijet"
         assert preset.template.sampler_options["sideband_width"] == 0.2
-        RadOT(device="cpu", seed=0, **preset.params)._check_settings()
+        RadOT(device="cpu", seed=0, settings=preset.params).check_ready()
 
 
 def test_contract(small: Events, fitted: RadOT) -> None:
-    model = RadOT(batch_size=500, seed=3)
+    model = RadOT(settings={"batch_size": 500}, seed=3)
     assert model.fit(small, WINDOW) is model
     masses = np.random.default_rng(0).uniform(WINDOW.low, WINDOW.high, 3000)
     template = model.sample(masses, WINDOW)
     assert template.shape == (3000, 4) and template.dtype == np.float32 and np.isfinite(template).all()
     np.testing.assert_array_equal(template, fitted.sample(masses, WINDOW))  # same seed, same numbers
-    other = RadOT(batch_size=500, seed=4).fit(small, WINDOW).sample(masses, WINDOW)
+    other = RadOT(settings={"batch_size": 500}, seed=4).fit(small, WINDOW).sample(masses, WINDOW)
     assert not np.array_equal(template, other)
     info = json.loads(json.dumps(model.info()))
     assert info["solver"] == "emd" and info["batch_size"] == 500 and info["uses_per_pair"] > 0
+    sources = model.template_sources()
+    assert sources.shape == (3000,) and len(np.unique(sources)) == len(model.m_lower_)  # every pair used
 
 
 def test_failures(small: Events) -> None:
@@ -213,9 +215,9 @@ def test_failures(small: Events) -> None:
     with pytest.raises(MethodFailure, match="sideband"):
         RadOT().fit(small.in_range(2.9, 3.7), WINDOW)  # no upper sideband
     with pytest.raises(ConfigError, match="batch_order"):
-        RadOT(batch_order="sorted").fit(small, WINDOW)
+        RadOT(settings={"batch_order": "sorted"}).fit(small, WINDOW)
     with pytest.raises(ConfigError, match="solver"):
-        RadOT(solver="hungarian").fit(small, WINDOW)
+        RadOT(settings={"solver": "hungarian"}).fit(small, WINDOW)
     with pytest.raises(MethodFailure, match="before fit"):
         RadOT().sample(np.full(3, 3.5), WINDOW)
 
@@ -236,7 +238,7 @@ def test_template_fidelity_linear_features() -> None:
     n_template = 4 * int(WINDOW.in_sr(data.m).sum())
     masses = sample_masses("dijet", data.m, WINDOW, n_template, np.random.default_rng(1), sideband_width=0.2)
     assert masses.note.startswith("dijet fit")
-    model = RadOT(batch_size=1000, seed=0).fit(data, WINDOW)
+    model = RadOT(settings={"batch_size": 1000}, seed=0).fit(data, WINDOW)
     template = model.sample(masses.masses, WINDOW)
     assert_faithful(template, true_sr, FIDELITY_SIGMAS, "radot template, linear features")
 
@@ -251,8 +253,8 @@ def test_template_fidelity_synthetic_dataset() -> None:
     from adbench.data.synthetic import synthetic_dataset
 
     split = synthetic_dataset(n_background=200_000, n_signal=1000, n_reference=100_000, seed=data_seed(0)).split(0, 0)
-    true_sr = split.test.in_range(WINDOW.low, WINDOW.high).background().x
+    true_sr = split.test_in(WINDOW).background().x
     n_template = 4 * int(WINDOW.in_sr(split.data.m).sum())
     masses = sample_masses("dijet", split.data.m, WINDOW, n_template, np.random.default_rng(1), sideband_width=0.2)
-    template = RadOT(batch_size=1000, seed=0).fit(split.data, WINDOW).sample(masses.masses, WINDOW)
+    template = RadOT(settings={"batch_size": 1000}, seed=0).fit(split.data, WINDOW).sample(masses.masses, WINDOW)
     assert_faithful(template, true_sr, FIDELITY_SIGMAS, "radot template, synthetic")

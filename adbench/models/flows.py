@@ -1,36 +1,37 @@
 """Conditional normalizing flows p(x | m): the density estimator behind CATHODE and ANODE.
 
-A masked autoregressive flow (MAF) from a library: zuko's ``MAF`` by default, or nflows with the
-original CATHODE architecture (MADE blocks with batch norm and reverse permutations). Features are
-mapped by the shared ``LogitScaler`` (min/max -> logit -> standardise) and the mass context is
-standardised; the flow models the scaled features given the scaled mass.
-
-Training keeps the data resident on the device, draws batches by indexing a random permutation,
-holds out a seeded validation split and keeps the state_dicts of the ``keep_best`` epochs with the
-lowest validation loss. Sampling and densities use those epochs as an equal-weight mixture (the
-CATHODE recipe: the template is drawn equally from the best epochs).
-
-Checkpoints are a directory with ``flow.json`` (configuration, scaler, context scaling, training
-record) and ``states.pt`` (plain tensors, loadable with ``weights_only=True``).
+A masked autoregressive flow from a library: zuko's ``MAF`` by default, or nflows with the original
+CATHODE architecture (MADE blocks with batch norm and reverse permutations). Features are mapped by the
+shared ``LogitScaler`` (min/max -> logit -> standardise) and the mass context is standardised; the
+flow models the scaled features given the scaled mass. Training is ``adbench.models.training`` with
+the negative log-likelihood as loss and validation metric. Sampling and densities use the kept epochs
+as an equal-weight mixture (the CATHODE recipe: the template is drawn equally from the best epochs).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
+from adbench.models.training import (
+    TrainConfig,
+    TrainingRecord,
+    load_checkpoint,
+    rng_devices,
+    save_checkpoint,
+    train_module,
+    validation_split,
+)
 from adbench.preprocessing import LogitScaler
 
 BACKENDS = ("zuko", "nflows")
-LR_SCHEDULES = ("constant", "cosine")
+CHECKPOINT_KIND = "flow"
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,8 @@ class FlowConfig:
     """The flow architecture.
 
     Attributes:
-        features: d, the number of modelled features.
-        backend: ``zuko`` (zuko.flows.MAF) or ``nflows`` (MADE blocks with batch norm and
-            reverse permutations, CATHODE's architecture).
+        backend: ``zuko`` (zuko.flows.MAF) or ``nflows`` (MADE blocks with batch norm and reverse
+            permutations, CATHODE's architecture).
         transforms: number of MADE blocks (autoregressive transforms).
         hidden: hidden units of each MADE layer.
         hidden_layers: hidden layers per MADE (2 = input -> hidden -> hidden -> output, as in
@@ -48,7 +48,6 @@ class FlowConfig:
         batch_norm: a batch-norm layer after each MADE (nflows backend only).
     """
 
-    features: int
     backend: str = "zuko"
     transforms: int = 15
     hidden: int = 128
@@ -58,66 +57,8 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown flow backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if self.features < 1 or self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1:
+        if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1:
             raise ConfigError(f"flow sizes must be positive: {self}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Maximum-likelihood training of the flow.
-
-    Attributes:
-        epochs: passes over the training split.
-        batch_size: events per optimiser step.
-        lr: Adam learning rate (peak rate for the cosine schedule).
-        weight_decay: Adam (L2) weight decay.
-        lr_schedule: ``constant`` or ``cosine`` (per step, from ``lr`` to ``lr / 100``).
-        validation_fraction: share of the events held out (seeded) for model selection.
-        keep_best: how many epochs with the lowest validation loss are kept for sampling.
-        patience: stop after this many epochs without a new best validation loss (None: never).
-        max_events: train on a seeded random subset of at most this many events (None: all).
-        eval_batch_size: events per forward pass when validating, sampling or scoring.
-    """
-
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    validation_fraction: float = 0.2
-    keep_best: int = 10
-    patience: int | None = None
-    max_events: int | None = None
-    eval_batch_size: int = 65_536
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.keep_best < 1 or self.eval_batch_size < 1:
-            raise ConfigError(f"epochs, batch_size, keep_best and eval_batch_size must be >= 1: {self}")
-        if not self.lr > 0 or self.weight_decay < 0:
-            raise ConfigError(f"need lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.patience is not None and self.patience < 1:
-            raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
-        if self.max_events is not None and self.max_events < 10:
-            raise ConfigError(f"max_events must be >= 10 or None, got {self.max_events}")
-
-
-@dataclass
-class TrainRecord:
-    """What happened during training (JSON-serialisable, reported through ``info()``)."""
-
-    epochs_run: int = 0
-    train_loss: list[float] = field(default_factory=list)  # per epoch, mean NLL per event
-    val_loss: list[float] = field(default_factory=list)
-    kept_epochs: list[int] = field(default_factory=list)  # 1-based, best first
-    kept_val_loss: list[float] = field(default_factory=list)
-    n_train: int = 0
-    n_val: int = 0
-    seconds: float = 0.0
-    stopped: str = "epochs"  # epochs | patience | diverged
 
 
 @functools.cache  # the answer cannot change within a process; asked before the run and at every fit
@@ -161,7 +102,7 @@ def check_backend(backend: str) -> None:
         )
 
 
-def build_flow(config: FlowConfig):
+def build_flow(features: int, config: FlowConfig):
     """The torch module of a conditional flow with 1 context feature (the mass).
 
     Returns a ``torch.nn.Module``; use ``flow_log_prob`` and ``flow_sample`` on it, which hide the
@@ -173,7 +114,7 @@ def build_flow(config: FlowConfig):
         import zuko
 
         return zuko.flows.MAF(
-            features=config.features,
+            features=features,
             context=1,
             transforms=config.transforms,
             hidden_features=[config.hidden] * config.hidden_layers,
@@ -192,16 +133,16 @@ def build_flow(config: FlowConfig):
     for _ in range(config.transforms):
         # nflows' MADE: input -> hidden, (num_blocks) hidden -> hidden, hidden -> output
         layers.append(MaskedAffineAutoregressiveTransform(
-            features=config.features,
+            features=features,
             hidden_features=config.hidden,
             context_features=1,
             num_blocks=config.hidden_layers - 1,
             use_residual_blocks=False,
         ))
         if config.batch_norm:
-            layers.append(BatchNorm(config.features))
-        layers.append(ReversePermutation(config.features))
-    return Flow(CompositeTransform(layers), StandardNormal([config.features]))
+            layers.append(BatchNorm(features))
+        layers.append(ReversePermutation(features))
+    return Flow(CompositeTransform(layers), StandardNormal([features]))
 
 
 def flow_log_prob(module, backend: str, z, c):
@@ -216,10 +157,6 @@ def flow_sample(module, backend: str, c):
     if backend == "zuko":
         return module(c).sample()
     return module.sample(1, context=c)[:, 0]
-
-
-def _state_copy(module) -> dict[str, Any]:
-    return {key: value.detach().clone() for key, value in module.state_dict().items()}
 
 
 class ConditionalFlow:
@@ -238,7 +175,6 @@ class ConditionalFlow:
         self.device = device
         self.seed = seed
 
-    # ------------------------------------------------------------------ training
     def fit(self, x: np.ndarray, m: np.ndarray, scaler: LogitScaler | None = None) -> ConditionalFlow:
         """Fit p(x | m) by maximum likelihood.
 
@@ -252,94 +188,41 @@ class ConditionalFlow:
 
         x = np.asarray(x, dtype=np.float32)
         m = np.asarray(m, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.config.features or len(m) != len(x):
-            raise MethodFailure(f"flow expects x (n, {self.config.features}) and m (n,), got {x.shape}, {m.shape}")
-        rng = np.random.default_rng([self.seed, 1])
-        if self.train.max_events is not None and len(x) > self.train.max_events:
-            keep = np.sort(rng.choice(len(x), self.train.max_events, replace=False))
-            x, m = x[keep], m[keep]
-        n_val = int(round(self.train.validation_fraction * len(x)))
-        if len(x) - n_val < 2 * self.config.features or n_val < 1:
+        if x.ndim != 2 or len(m) != len(x):
+            raise MethodFailure(f"flow expects x (n, d) and m (n,), got {x.shape} and {m.shape}")
+        train_index, val_index = validation_split(len(x), self.train, self.seed)
+        if len(train_index) < 2 * x.shape[1] or len(val_index) < 1:
             raise MethodFailure(f"only {len(x)} events to train a flow on")
-        self.scaler_ = scaler if scaler is not None else LogitScaler().fit(x)
-        self.m_shift_ = float(m.mean())
-        self.m_scale_ = float(m.std()) if m.std() > 0 else 1.0
-
+        used = np.sort(np.concatenate([train_index, val_index]))
+        self.n_features_ = x.shape[1]
+        self.scaler_ = scaler if scaler is not None else LogitScaler().fit(x[used])
+        self.m_shift_ = float(m[used].mean())
+        self.m_scale_ = float(m[used].std()) if m[used].std() > 0 else 1.0
         device = torch.device(self.device)
-        order = torch.as_tensor(rng.permutation(len(x)), device=device)
-        val, trn = order[:n_val], order[n_val:]
-        z = torch.as_tensor(self.scaler_.transform(x), device=device)
-        c = torch.as_tensor(self._context(m), device=device)
-        z_trn, c_trn, z_val, c_val = z[trn], c[trn], z[val], c[val]
-        del z, c
 
-        with torch.random.fork_rng(devices=self._rng_devices()):
-            torch.manual_seed(self.seed)
-            module = build_flow(self.config).to(device)
-            self.record_ = self._train(module, z_trn, c_trn, z_val, c_val)
-        self.module_ = module
+        def tensors(index: np.ndarray) -> tuple:
+            return (torch.as_tensor(self.scaler_.transform(x[index]), device=device),
+                    torch.as_tensor(self._context(m[index]), device=device))
+
+        backend = self.config.backend
+
+        def loss(module, batch):
+            zb, cb = batch
+            return -flow_log_prob(module, backend, zb, cb).mean()
+
+        trained = train_module(
+            lambda: build_flow(self.n_features_, self.config),
+            tensors(train_index),
+            tensors(val_index),
+            loss,
+            lambda module, data: -float(self._mean_log_prob(module, *data)),
+            self.train,
+            seed=self.seed,
+            device=self.device,
+            label="flow",
+        )
+        self.module_, self.states_, self.record_ = trained.module, trained.states, trained.record
         return self
-
-    def _train(self, module, z_trn, c_trn, z_val, c_val) -> TrainRecord:
-        import torch
-
-        t = self.train
-        start = time.perf_counter()
-        record = TrainRecord(n_train=len(z_trn), n_val=len(z_val))
-        # one fused kernel per step on a GPU instead of several per parameter tensor
-        fused = z_trn.device.type == "cuda"
-        optimizer = torch.optim.Adam(module.parameters(), lr=t.lr, weight_decay=t.weight_decay, fused=fused)
-        steps_per_epoch = max(1, len(z_trn) // t.batch_size)  # drop the ragged last batch (batch norm)
-        scheduler = None
-        if t.lr_schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=t.epochs * steps_per_epoch, eta_min=t.lr / 100
-            )
-        generator = torch.Generator().manual_seed(self.seed)
-        kept: list[tuple[float, int, dict[str, Any]]] = []  # (val loss, epoch, state), best first
-        since_best = 0
-        for epoch in range(1, t.epochs + 1):
-            module.train()
-            permutation = torch.randperm(len(z_trn), generator=generator).to(z_trn.device)
-            total = torch.zeros((), device=z_trn.device)
-            for step in range(steps_per_epoch):
-                index = permutation[step * t.batch_size:(step + 1) * t.batch_size]
-                loss = -flow_log_prob(module, self.config.backend, z_trn[index], c_trn[index]).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total += loss.detach()
-            train_loss = float(total) / steps_per_epoch  # one host sync per epoch
-            val_loss = -float(self._mean_log_prob(module, z_val, c_val))
-            record.train_loss.append(train_loss)
-            record.val_loss.append(val_loss)
-            record.epochs_run = epoch
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                record.stopped = "diverged"
-                break
-            if len(kept) < t.keep_best or val_loss < kept[-1][0]:
-                kept.append((val_loss, epoch, _state_copy(module)))
-                kept.sort(key=lambda item: item[0])
-                del kept[t.keep_best:]
-            if val_loss <= kept[0][0]:
-                since_best = 0
-            else:
-                since_best += 1
-                if t.patience is not None and since_best >= t.patience:
-                    record.stopped = "patience"
-                    break
-        if not kept:
-            raise MethodFailure(
-                f"flow training diverged at epoch {record.epochs_run} (train loss {record.train_loss[-1]}, "
-                f"validation loss {record.val_loss[-1]}) before any finite epoch"
-            )
-        self.states_ = [state for _, _, state in kept]
-        record.kept_epochs = [epoch for _, epoch, _ in kept]
-        record.kept_val_loss = [loss for loss, _, _ in kept]
-        record.seconds = time.perf_counter() - start
-        return record
 
     def _mean_log_prob(self, module, z, c):
         """Mean log-density over (z, c) in eval mode, in chunks."""
@@ -353,18 +236,9 @@ class ConditionalFlow:
                 total += flow_log_prob(module, self.config.backend, z[lo:hi], c[lo:hi]).double().sum()
         return total / len(z)
 
-    # ------------------------------------------------------------------ use
     def _context(self, m: np.ndarray) -> np.ndarray:
         """(n,) masses -> (n, 1) float32 standardised context."""
         return ((np.asarray(m, dtype=np.float64) - self.m_shift_) / self.m_scale_).astype(np.float32)[:, None]
-
-    def _rng_devices(self) -> list[int]:
-        import torch
-
-        device = torch.device(self.device)
-        if device.type != "cuda":
-            return []
-        return [device.index if device.index is not None else torch.cuda.current_device()]
 
     @property
     def n_kept(self) -> int:
@@ -384,17 +258,18 @@ class ConditionalFlow:
 
         m = np.asarray(m, dtype=np.float64)
         seed = self.seed if seed is None else seed
-        out = np.empty((len(m), self.config.features), dtype=np.float32)
+        out = np.empty((len(m), self.n_features_), dtype=np.float32)
         # masses are assigned to the kept epochs at random so that no epoch gets one mass range
         chunks = np.array_split(np.random.default_rng([seed, 2]).permutation(len(m)), self.n_kept)
-        c_all = torch.as_tensor(self._context(m), device=torch.device(self.device))
+        device = torch.device(self.device)
+        c_all = torch.as_tensor(self._context(m), device=device)
         step = self.train.eval_batch_size
-        with torch.random.fork_rng(devices=self._rng_devices()), torch.no_grad():
+        with torch.random.fork_rng(devices=rng_devices(device)), torch.no_grad():
             torch.manual_seed(seed)
             for state, chunk in zip(self.states_, chunks):
                 self.module_.load_state_dict(state)
                 self.module_.eval()
-                index = torch.as_tensor(chunk, device=c_all.device)
+                index = torch.as_tensor(chunk, device=device)
                 for lo in range(0, len(chunk), step):
                     z = flow_sample(self.module_, self.config.backend, c_all[index[lo:lo + step]])
                     out[chunk[lo:lo + step]] = z.float().cpu().numpy()
@@ -436,59 +311,43 @@ class ConditionalFlow:
             out = out + scaler_log_jacobian(self.scaler_, x)
         return out
 
-    # ------------------------------------------------------------------ checkpoints
     def info(self) -> dict[str, Any]:
         """JSON-serialisable training facts."""
-        r = self.record_
         return {
             "backend": self.config.backend,
             "transforms": self.config.transforms,
             "hidden": self.config.hidden,
-            "epochs": r.epochs_run,
-            "stopped": r.stopped,
-            "kept_epochs": list(r.kept_epochs),
-            "best_val_loss": list(r.kept_val_loss),
-            "final_train_loss": r.train_loss[-1] if r.train_loss else None,
-            "n_train": r.n_train,
-            "n_val": r.n_val,
-            "train_seconds": round(r.seconds, 3),
+            **self.record_.summary(),
+            "kept_val_losses": list(self.record_.kept_val_losses),
         }
 
     def save(self, directory: str | Path) -> Path:
         """Write ``flow.json`` and ``states.pt`` into ``directory`` (created). Returns it."""
-        import torch
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         meta = {
-            "format": "adbench-conditional-flow/1",
             "config": asdict(self.config),
             "train": asdict(self.train),
             "seed": self.seed,
+            "n_features": self.n_features_,
             "scaler": self.scaler_.state_dict(),
             "m_shift": self.m_shift_,
             "m_scale": self.m_scale_,
             "record": asdict(self.record_),
         }
-        (directory / "flow.json").write_text(json.dumps(meta, indent=1))
-        states = [{key: value.cpu() for key, value in state.items()} for state in self.states_]
-        torch.save(states, directory / "states.pt")
-        return directory
+        return save_checkpoint(directory, CHECKPOINT_KIND, meta, self.states_)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> ConditionalFlow:
         """Rebuild a flow written by ``save`` (no pickled modules: tensors and JSON only)."""
         import torch
 
-        directory = Path(directory)
-        meta = json.loads((directory / "flow.json").read_text())
+        meta, states = load_checkpoint(directory, CHECKPOINT_KIND, device)
         flow = cls(FlowConfig(**meta["config"]), TrainConfig(**meta["train"]), device=device, seed=meta["seed"])
+        flow.n_features_ = int(meta["n_features"])
         flow.scaler_ = LogitScaler.from_state_dict(meta["scaler"])
         flow.m_shift_, flow.m_scale_ = float(meta["m_shift"]), float(meta["m_scale"])
-        flow.record_ = TrainRecord(**meta["record"])
-        states = torch.load(directory / "states.pt", map_location=torch.device(device), weights_only=True)
+        flow.record_ = TrainingRecord(**meta["record"])
         flow.states_ = states
-        flow.module_ = build_flow(flow.config).to(torch.device(device))
+        flow.module_ = build_flow(flow.n_features_, flow.config).to(torch.device(device))
         flow.module_.load_state_dict(states[0])
         return flow
 

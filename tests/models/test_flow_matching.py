@@ -1,4 +1,4 @@
-"""The CFM building blocks: network context split, interpolation, path, ODE solvers, checkpoints.
+"""The flow-matching building blocks: network context split, interpolation, path, ODE solvers, checkpoints.
 
 None of these train beyond a couple of tiny epochs."""
 
@@ -13,17 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adbench.errors import ConfigError, MethodFailure  # noqa: E402
-from adbench.methods.cfm import (  # noqa: E402
-    CFMConfig,
-    FlowMatcher,
-    SolverConfig,
-    TrainConfig,
-    VelocityField,
-    cfm_loss,
-    frequency_embedding,
-    integrate,
-    path_sample,
-)
+from adbench.models.flow_matching.configs import NetworkConfig, SolverConfig  # noqa: E402
+from adbench.models.flow_matching.model import FlowMatcher  # noqa: E402
+from adbench.models.flow_matching.network import VelocityField, frequency_embedding  # noqa: E402
+from adbench.models.flow_matching.path import cfm_loss, path_sample  # noqa: E402
+from adbench.models.flow_matching.solver import integrate  # noqa: E402
+from adbench.models.training import TrainConfig  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -45,14 +40,14 @@ def toy_data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted() -> FlowMatcher:
     x, m = toy_data()
-    config = CFMConfig(features=3, width=32, blocks=2, dropout=0.1)
+    config = NetworkConfig(width=32, blocks=2, dropout=0.1)
     train = TrainConfig(epochs=3, batch_size=256, keep_best=2)
     return FlowMatcher(config, train, "cpu", seed=3).fit(x, m)
 
 
 def random_net(seed: int = 0, **changes) -> torch.nn.Module:
     torch.manual_seed(seed)
-    net = VelocityField(CFMConfig(features=4, width=16, blocks=3, **changes))
+    net = VelocityField(4, NetworkConfig(width=16, blocks=3, **changes))
     # Non-trivial batch-norm statistics so that eval mode is not the identity.
     net.train()
     with torch.no_grad():
@@ -141,7 +136,7 @@ def test_unknown_solver_and_bad_config():
     with pytest.raises(ConfigError):
         TrainConfig(schedule="warmup-forever")
     with pytest.raises(ConfigError):
-        CFMConfig(features=0)
+        NetworkConfig(width=0)
 
 
 def test_linear_interpolation_matches_anchors(fitted):
@@ -183,7 +178,7 @@ def test_fit_records_and_selects(fitted):
     assert record.epochs_run == 3
     assert len(fitted.states_) == 2
     assert record.best_val_loss == min(record.val_losses)
-    assert record.best_val_losses == sorted(record.best_val_losses)
+    assert record.kept_val_losses == sorted(record.kept_val_losses)
     assert record.n_train + record.n_val == 3000
     assert fitted.mass_range_[0] >= 2.0 and fitted.mass_range_[1] <= 5.0
     assert not fitted.network_.training
@@ -191,7 +186,7 @@ def test_fit_records_and_selects(fitted):
 
 def test_fit_is_deterministic():
     x, m = toy_data(1500)
-    config, train = CFMConfig(features=3, width=16, blocks=1), TrainConfig(epochs=2, batch_size=256, keep_best=1)
+    config, train = NetworkConfig(width=16, blocks=1), TrainConfig(epochs=2, batch_size=256, keep_best=1)
     a = FlowMatcher(config, train, seed=5).fit(x, m)
     b = FlowMatcher(config, train, seed=5).fit(x, m)
     c = FlowMatcher(config, train, seed=6).fit(x, m)
@@ -204,9 +199,9 @@ def test_fit_is_deterministic():
 def test_sample_shape_determinism_and_facts(fitted):
     masses = np.linspace(3.0, 4.0, 40)
     solver = SolverConfig(method="rk4", steps=8)
-    first, facts = fitted.sample(masses, solver, seed=1)
-    again, _ = fitted.sample(masses, solver, seed=1)
-    other, _ = fitted.sample(masses, solver, seed=2)
+    drawn = fitted.sample(masses, solver, seed=1)
+    first, facts = drawn.x, drawn.facts()
+    again, other = fitted.sample(masses, solver, seed=1).x, fitted.sample(masses, solver, seed=2).x
     assert first.shape == (40, 3) and first.dtype == np.float32
     assert np.array_equal(first, again) and not np.array_equal(first, other)
     assert facts["ode_solver"] == "rk4" and facts["nfe_mean"] == 32 and facts["ode_solves"] == 2
@@ -218,10 +213,10 @@ def test_sample_shape_determinism_and_facts(fitted):
 
 def test_sampling_in_chunks_equals_one_solve_with_a_fixed_step_solver(fitted):
     masses = np.linspace(3.0, 4.0, 30)
-    whole, _ = fitted.sample(masses, SolverConfig(method="rk4", steps=5), seed=4)
-    chunked, facts = fitted.sample(masses, SolverConfig(method="rk4", steps=5, batch=4), seed=4)
-    assert np.allclose(whole, chunked, atol=1e-5)
-    assert facts["ode_solves"] == 8
+    whole = fitted.sample(masses, SolverConfig(method="rk4", steps=5), seed=4)
+    chunked = fitted.sample(masses, SolverConfig(method="rk4", steps=5, batch=4), seed=4)
+    assert np.allclose(whole.x, chunked.x, atol=1e-5)
+    assert chunked.facts()["ode_solves"] == 8
 
 
 def test_checkpoint_round_trip(fitted, tmp_path):
@@ -230,9 +225,9 @@ def test_checkpoint_round_trip(fitted, tmp_path):
     loaded = FlowMatcher.load(directory)
     masses = np.linspace(3.2, 3.8, 25)
     solver = SolverConfig(method="midpoint", steps=6)
-    assert np.array_equal(fitted.sample(masses, solver, seed=0)[0], loaded.sample(masses, solver, seed=0)[0])
+    assert np.array_equal(fitted.sample(masses, solver, seed=0).x, loaded.sample(masses, solver, seed=0).x)
     assert loaded.record_.val_losses == fitted.record_.val_losses
-    assert loaded.config == fitted.config and loaded.train == fitted.train
+    assert loaded.network == fitted.network and loaded.train == fitted.train
     # Plain tensors only: loadable with the safe loader.
     states = torch.load(directory / "states.pt", weights_only=True)
     assert len(states) == len(fitted.states_)
@@ -241,4 +236,4 @@ def test_checkpoint_round_trip(fitted, tmp_path):
 def test_too_few_events_is_a_method_failure():
     x, m = toy_data(20)
     with pytest.raises(MethodFailure):
-        FlowMatcher(CFMConfig(features=3, width=8, blocks=1), TrainConfig(epochs=1, batch_size=4096)).fit(x[:5], m[:5])
+        FlowMatcher(NetworkConfig(width=8, blocks=1), TrainConfig(epochs=1, batch_size=4096)).fit(x[:5], m[:5])

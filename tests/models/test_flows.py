@@ -9,8 +9,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("zuko")
 
 from adbench.errors import ConfigError, MethodFailure  # noqa: E402
-from adbench.methods import flows  # noqa: E402
-from adbench.methods.flows import ConditionalFlow, FlowConfig, TrainConfig, scaler_log_jacobian  # noqa: E402
+from adbench.models import flows  # noqa: E402
+from adbench.models.flows import ConditionalFlow, FlowConfig, scaler_log_jacobian  # noqa: E402
+from adbench.models.training import TrainConfig  # noqa: E402
 from adbench.preprocessing import LogitScaler  # noqa: E402
 
 
@@ -45,7 +46,7 @@ TINY_TRAIN = dict(epochs=3, batch_size=128, lr=1e-2, keep_best=2)
 @pytest.fixture(scope="module")
 def gaussian_flow() -> ConditionalFlow:
     x, m = gaussian_1d()
-    config, train = FlowConfig(1, transforms=3, hidden=32), TrainConfig(epochs=10, batch_size=512, lr=3e-3, keep_best=3)
+    config, train = FlowConfig(transforms=3, hidden=32), TrainConfig(epochs=10, batch_size=512, lr=3e-3, keep_best=3)
     torch.set_num_threads(1)
     return ConditionalFlow(config, train, seed=0).fit(x, m)
 
@@ -53,7 +54,7 @@ def gaussian_flow() -> ConditionalFlow:
 @pytest.fixture(scope="module")
 def flow_2d() -> ConditionalFlow:
     x, m = correlated_2d()
-    return ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(**TINY_TRAIN), seed=3).fit(x, m)
+    return ConditionalFlow(FlowConfig(**TINY), TrainConfig(**TINY_TRAIN), seed=3).fit(x, m)
 
 
 @pytest.mark.slow
@@ -98,21 +99,21 @@ def test_sample_shape_finite_order_and_seed(flow_2d):
 
 def test_same_seed_same_fit():
     x, m = correlated_2d(1000)
-    a = ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(**TINY_TRAIN), seed=5).fit(x, m)
-    b = ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(**TINY_TRAIN), seed=5).fit(x, m)
-    assert a.record_.val_loss == b.record_.val_loss
+    a = ConditionalFlow(FlowConfig(**TINY), TrainConfig(**TINY_TRAIN), seed=5).fit(x, m)
+    b = ConditionalFlow(FlowConfig(**TINY), TrainConfig(**TINY_TRAIN), seed=5).fit(x, m)
+    assert a.record_.val_losses == b.record_.val_losses
     np.testing.assert_array_equal(a.sample(m[:50]), b.sample(m[:50]))
 
 
 def test_keeps_the_best_epochs_and_reports_them(flow_2d):
     record = flow_2d.record_
     assert flow_2d.n_kept == 2 == len(record.kept_epochs)
-    ranked = sorted(range(record.epochs_run), key=lambda i: record.val_loss[i])[:2]
+    ranked = sorted(range(record.epochs_run), key=lambda i: record.val_losses[i])[:2]
     assert record.kept_epochs == [i + 1 for i in ranked]
-    assert record.kept_val_loss == [record.val_loss[i] for i in ranked]
+    assert record.kept_val_losses == [record.val_losses[i] for i in ranked]
     info = flow_2d.info()
-    assert info["backend"] == "zuko" and info["epochs"] == 3
-    assert info["kept_epochs"] == record.kept_epochs and info["best_val_loss"] == record.kept_val_loss
+    assert info["backend"] == "zuko" and info["epochs_run"] == 3
+    assert info["kept_epochs"] == record.kept_epochs and info["kept_val_losses"] == record.kept_val_losses
     assert info["n_train"] + info["n_val"] == 4000 and info["n_val"] == 800
 
 
@@ -136,14 +137,14 @@ def test_kept_states_differ_and_are_all_used(flow_2d):
 def test_patience_stops_early():
     x, m = correlated_2d(1000)
     flow = ConditionalFlow(
-        FlowConfig(2, **TINY), TrainConfig(epochs=40, batch_size=100, lr=3e-2, keep_best=1, patience=1), seed=0
+        FlowConfig(**TINY), TrainConfig(epochs=40, batch_size=100, lr=3e-2, keep_best=1, patience=1), seed=0
     ).fit(x, m)
     assert flow.record_.stopped == "patience" and flow.record_.epochs_run < 40
 
 
 def test_max_events_subsamples():
     x, m = correlated_2d(3000)
-    flow = ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(epochs=1, max_events=1000, keep_best=1)).fit(x, m)
+    flow = ConditionalFlow(FlowConfig(**TINY), TrainConfig(epochs=1, max_events=1000, keep_best=1)).fit(x, m)
     assert flow.record_.n_train + flow.record_.n_val == 1000
 
 
@@ -179,7 +180,7 @@ def test_scaler_jacobian_matches_finite_differences():
 def test_shared_scaler_is_used():
     x, m = correlated_2d(1000)
     scaler = LogitScaler().fit(x * 1.5)
-    flow = ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(epochs=1, keep_best=1)).fit(x, m, scaler)
+    flow = ConditionalFlow(FlowConfig(**TINY), TrainConfig(epochs=1, keep_best=1)).fit(x, m, scaler)
     assert flow.scaler_ is scaler
 
 
@@ -188,7 +189,7 @@ def test_divergence_before_any_finite_epoch_is_a_method_failure(monkeypatch):
     original = flows.flow_log_prob
     monkeypatch.setattr(flows, "flow_log_prob", lambda *args: original(*args) * float("nan"))
     with pytest.raises(MethodFailure, match="diverged at epoch 1"):
-        ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(epochs=2, keep_best=1), seed=0).fit(x, m)
+        ConditionalFlow(FlowConfig(**TINY), TrainConfig(epochs=2, keep_best=1), seed=0).fit(x, m)
 
 
 def test_divergence_after_finite_epochs_keeps_them(monkeypatch):
@@ -201,36 +202,36 @@ def test_divergence_after_finite_epochs_keeps_them(monkeypatch):
         return out * float("nan") if len(calls) > 12 else out
 
     monkeypatch.setattr(flows, "flow_log_prob", breaks_later)
-    flow = ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(epochs=5, batch_size=200, keep_best=3), seed=0).fit(x, m)
+    flow = ConditionalFlow(FlowConfig(**TINY), TrainConfig(epochs=5, batch_size=200, keep_best=3), seed=0).fit(x, m)
     assert flow.record_.stopped == "diverged" and flow.record_.epochs_run == 3
     assert sorted(flow.record_.kept_epochs) == [1, 2]
 
 
 def test_bad_settings_are_config_errors():
     with pytest.raises(ConfigError, match="backend"):
-        FlowConfig(2, backend="made-up")
-    with pytest.raises(ConfigError, match="lr_schedule"):
-        TrainConfig(lr_schedule="linear")
-    with pytest.raises(ConfigError, match="validation_fraction"):
-        TrainConfig(validation_fraction=1.0)
+        FlowConfig(backend="made-up")
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(ConfigError, match="val_fraction"):
+        TrainConfig(val_fraction=1.0)
 
 
 def test_too_few_events_is_a_method_failure():
     x, m = correlated_2d(3)
     with pytest.raises(MethodFailure, match="only 3 events"):
-        ConditionalFlow(FlowConfig(2, **TINY), TrainConfig(epochs=1)).fit(x, m)
+        ConditionalFlow(FlowConfig(**TINY), TrainConfig(epochs=1)).fit(x, m)
 
 
 def test_unusable_nflows_is_a_config_error_naming_the_error(monkeypatch):
     monkeypatch.setattr(flows, "_nflows_error", lambda: "ImportError: no module named nflows")
     with pytest.raises(ConfigError, match="nflows.*ImportError: no module named nflows"):
-        flows.build_flow(FlowConfig(2, backend="nflows"))
+        flows.build_flow(2, FlowConfig(backend="nflows"))
 
 
 def test_missing_nflows_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(flows, "_nflows_error", lambda: "ModuleNotFoundError: No module named 'nflows'")
     with pytest.raises(ConfigError, match="'nflows' is not installed: pip install nflows"):
-        flows.build_flow(FlowConfig(2, backend="nflows"))
+        flows.build_flow(2, FlowConfig(backend="nflows"))
 
 
 def test_another_missing_library_is_not_blamed_on_nflows(monkeypatch):
@@ -243,7 +244,7 @@ def test_nflows_backend_matches_cathode_architecture():
     pytest.importorskip("nflows")
     from nflows.transforms import BatchNorm, MaskedAffineAutoregressiveTransform, ReversePermutation
 
-    module = flows.build_flow(FlowConfig(5, backend="nflows"))
+    module = flows.build_flow(5, FlowConfig(backend="nflows"))
     layers = list(module._transform._transforms)
     assert [type(layer) for layer in layers[:3]] == [MaskedAffineAutoregressiveTransform, BatchNorm, ReversePermutation]
     assert len(layers) == 45
@@ -255,9 +256,9 @@ def test_nflows_backend_matches_cathode_architecture():
 def test_nflows_backend_trains_samples_and_round_trips(tmp_path):
     pytest.importorskip("nflows")
     x, m = correlated_2d(2000)
-    flow = ConditionalFlow(FlowConfig(2, backend="nflows", **TINY), TrainConfig(**TINY_TRAIN), seed=1).fit(x, m)
+    flow = ConditionalFlow(FlowConfig(backend="nflows", **TINY), TrainConfig(**TINY_TRAIN), seed=1).fit(x, m)
     assert flow.info()["backend"] == "nflows"
-    assert np.isfinite(flow.record_.val_loss).all()
+    assert np.isfinite(flow.record_.val_losses).all()
     sample = flow.sample(m[:500])
     assert sample.shape == (500, 2) and np.isfinite(sample).all()
     assert np.corrcoef(m[:500], sample[:, 0])[0, 1] > 0.3

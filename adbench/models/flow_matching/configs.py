@@ -1,0 +1,81 @@
+"""Settings of the flow-matching network and of its ODE solve (plain dataclasses; no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from adbench.errors import ConfigError
+
+SOLVERS = ("dopri5", "rk4", "midpoint", "euler")
+CHECKPOINT_USES = ("split", "average")
+#: Events per ODE solve when ``SolverConfig.batch`` is None: cache-sized chunks are several times
+#: faster on a CPU, large batches fill a GPU.
+CPU_CHUNK, GPU_CHUNK = 4096, 262_144
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The velocity network ``v(x | t, m)``.
+
+    Attributes:
+        width: hidden units of every layer.
+        blocks: residual blocks.
+        dropout: dropout rate inside each block.
+        batch_norm: batch norm inside the blocks (and before the output head).
+        mass_frequencies: K of the mass embedding ``alpha(m)``, k = 0..K-1 (SIGMA: 9).
+        time_frequencies: J of the time embedding ``beta(t)``, k = 1..J (SIGMA: 3).
+        sigma: the minimal width of the probability path.
+    """
+
+    width: int = 256
+    blocks: int = 4
+    dropout: float = 0.2
+    batch_norm: bool = True
+    mass_frequencies: int = 9
+    time_frequencies: int = 3
+    sigma: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.width < 1 or self.blocks < 1:
+            raise ConfigError(f"the velocity network needs width and blocks >= 1, got {self.width}, {self.blocks}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.mass_frequencies < 1 or self.time_frequencies < 1:
+            raise ConfigError("the velocity network needs at least one mass and one time frequency")
+        if not 0.0 <= self.sigma < 1.0:
+            raise ConfigError(f"the path's sigma must be in [0, 1), got {self.sigma}")
+
+
+@dataclass(frozen=True)
+class SolverConfig:
+    """ODE integration from t = 0 (noise) to t = 1 (data).
+
+    Attributes:
+        method: ``dopri5`` (adaptive Dormand-Prince) or a fixed-step ``rk4``, ``midpoint``, ``euler``.
+        atol, rtol: tolerances of ``dopri5``.
+        steps: number of steps of a fixed-step method.
+        batch: events integrated together; None picks by device (``CPU_CHUNK`` or ``GPU_CHUNK``).
+        checkpoints: how the kept checkpoints make the template: ``split`` (each integrates an equal
+            share of the events: the cost of one model) or ``average`` (the velocity is their mean:
+            K times the cost per step).
+    """
+
+    method: str = "dopri5"
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    steps: int = 20
+    batch: int | None = None
+    checkpoints: Literal["split", "average"] = "split"
+
+    def __post_init__(self) -> None:
+        if self.method not in SOLVERS:
+            raise ConfigError(f"unknown ODE solver {self.method!r}; choose one of {', '.join(SOLVERS)}")
+        if self.checkpoints not in CHECKPOINT_USES:
+            raise ConfigError(f"checkpoints must be 'split' or 'average', got {self.checkpoints!r}")
+        if self.steps < 1 or (self.batch is not None and self.batch < 1) or not (self.atol > 0 and self.rtol > 0):
+            raise ConfigError(f"bad ODE solver settings {self}")
+
+    def chunk(self, device_type: str) -> int:
+        """Events per ODE solve on a device of this type ("cpu", "cuda")."""
+        return self.batch or (CPU_CHUNK if device_type == "cpu" else GPU_CHUNK)

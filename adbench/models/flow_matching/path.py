@@ -1,0 +1,32 @@
+"""The probability path of conditional flow matching and its regression loss.
+
+``x_t = t x1 + (1 - (1 - sigma) t) x0`` runs from noise ``x0 ~ N(0, I)`` at t = 0 to (nearly) the
+data ``x1`` at t = 1; its velocity ``x1 - (1 - sigma) x0`` is the regression target.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def path_sample(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conditional path and its velocity.
+
+    Args:
+        x0: (n, d) noise, x1: (n, d) data, t: (n,) times in [0, 1].
+
+    Returns:
+        ``x_t`` and the target ``x1 - (1 - sigma) x0``, both (n, d).
+    """
+    t = t[:, None]
+    return t * x1 + (1.0 - (1.0 - sigma) * t) * x0, x1 - (1.0 - sigma) * x0
+
+
+def cfm_loss(
+    net: Callable[..., torch.Tensor], x1: torch.Tensor, m: torch.Tensor, x0: torch.Tensor, t: torch.Tensor, sigma: float
+) -> torch.Tensor:
+    """Mean squared error between ``net(x_t, t, m)`` and the path's target velocity (a scalar)."""
+    xt, target = path_sample(x0, x1, t, sigma)
+    return (net(xt, t, m) - target).pow(2).mean()
