@@ -7,7 +7,7 @@ DEMO_DIR ?= runs/demo
 DEMO_METHODS ?= idealized,supervised,radot
 REFERENCE_METHODS ?= sigma-linear,sigma-context,vcr,vdata,cathode,radot,idealized,supervised
 
-.PHONY: install demo test bench reference-reports clean
+.PHONY: install demo test lint bench reference-reports clean
 
 # constraints.txt pins the CPU build of torch, so a fresh machine never downloads the CUDA wheels.
 $(STAMP): pyproject.toml constraints.txt
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# ruff: pycodestyle, pyflakes, import order, pyupgrade, bugbear (settings in pyproject.toml)
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -o python_files='bench_*.py' tests/benchmarks --benchmark-only

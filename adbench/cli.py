@@ -193,7 +193,8 @@ def cmd_data(args: argparse.Namespace) -> int:
                   f"{sample.coverage[0]:g}-{sample.coverage[1]:g} TeV")
         holdout = dataset.holdout
         if holdout.kind != "none":
-            print(f"windows no extra sample covers: {holdout.fraction:.0%} of the main background held out ({holdout.kind})")
+            print(f"windows no extra sample covers: {holdout.fraction:.0%} of the main background held out "
+                  f"({holdout.kind})")
         return 0
     if args.data_command == "calibrate-synthetic":
         from adbench.data.fetch import sha256sum

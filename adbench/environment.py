@@ -37,7 +37,7 @@ def resolve_device(requested: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         import torch
@@ -54,7 +54,7 @@ def device_name(device: str) -> str:
     return f"CPU: {model}, {os.cpu_count()} cores"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -67,7 +67,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_revision() -> str | None:
     """The checkout's commit (with ``-dirty`` when it has local changes), or None outside git."""
     root = Path(__file__).resolve().parent.parent

@@ -193,7 +193,8 @@ def empirical_auc_null(
     values = []
     for k in range(repeats):
         order = rng.permutation(len(pool))
-        values.append(two_sample_auc(pool[order[:n_a]], pool[order[n_a:n_a + n_b]], seed=seed + k, max_events=max_events))
+        a, b = pool[order[:n_a]], pool[order[n_a:n_a + n_b]]
+        values.append(two_sample_auc(a, b, seed=seed + k, max_events=max_events))
     n1, n2 = _held_out_sizes(n_a, n_b, max_events)
     return AucNull(float(np.mean(values)), float(np.std(values, ddof=1)), n1, n2, f"empirical ({repeats} draws)")
 

@@ -8,8 +8,8 @@ function here and one field of ``adbench.results.Record``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -7,9 +7,10 @@ when its output is a terminal). Without one the calls cost nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 
 class Bar(Protocol):

@@ -17,8 +17,20 @@ LHCO_100K = SHARED / "lhco-100k" / "events_anomalydetection_first100k.features.h
 LHCO_SR = SHARED / "lhco-sr"
 
 requires_lhco_100k = pytest.mark.skipif(not LHCO_100K.is_file(), reason="../shared/data/lhco-100k is absent")
-requires_lhco_sr = pytest.mark.skipif(not (LHCO_SR / "innerdata_test.npy").is_file(), reason="../shared/data/lhco-sr is absent")
+requires_lhco_sr = pytest.mark.skipif(
+    not (LHCO_SR / "innerdata_test.npy").is_file(), reason="../shared/data/lhco-sr is absent"
+)
 DATA_SEED_OFFSET = int(os.environ.get("ADBENCH_TEST_DATA_SEED", "0"))
+
+
+@pytest.fixture()
+def one_torch_thread():
+    """Runs a test with one torch thread (its numbers then do not depend on the core count)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def data_seed(seed: int) -> int:
@@ -76,16 +88,9 @@ def fidelity_sigmas(sample: np.ndarray, reference: np.ndarray, n_sigma: float, w
     """How many standard deviations of the calibrated null (``adbench.evaluate.auc_null``) the
     two-sample AUC of ``sample`` versus ``reference`` lies above 0.5; prints it with the limit
     ``n_sigma`` (and appends the line to ``$ADBENCH_FIDELITY_LOG`` when set)."""
-    from adbench.evaluate import auc_null, two_sample_auc
+    from adbench.evaluate import two_sample_auc
 
-    auc = two_sample_auc(sample, reference, seed=seed)
-    null = auc_null(len(sample), len(reference))
-    line = f"{what}: {null.describe(auc, n_sigma)}"
-    print(line)
-    if os.environ.get("ADBENCH_FIDELITY_LOG"):
-        with open(os.environ["ADBENCH_FIDELITY_LOG"], "a") as handle:
-            handle.write(f"data seed +{DATA_SEED_OFFSET}, OMP {os.environ.get('OMP_NUM_THREADS', '-')}: {line}\n")
-    return null.sigmas(auc)
+    return stored_auc_sigmas(two_sample_auc(sample, reference, seed=seed), len(sample), len(reference), n_sigma, what)
 
 
 def assert_faithful(sample: np.ndarray, reference: np.ndarray, n_sigma: float, what: str, seed: int = 0) -> None:

@@ -76,7 +76,7 @@ def test_nan_and_inf_rows(capsys, tmp_path, bad):
 
 def test_empty_signal_region(capsys, tmp_path):
     values = lhco_columns(6_000, np.random.default_rng(3))
-    mjj, _ = derive_features(dict(zip(LHCO_COLUMNS, values.T)))
+    mjj, _ = derive_features(dict(zip(LHCO_COLUMNS, values.T, strict=False)))
     path = write_lhco_file(tmp_path / "gap.h5", values[(mjj < 3.2) | (mjj > 3.8)])
     code, _, err = run_cli(capsys, *run_args(path, "--sr", "3.3,3.7", "--n-sig", "100", output=tmp_path / "o"))
     assert_one_line_error(code, err, "3.3-3.7 TeV", "holds no events")
@@ -172,3 +172,14 @@ def test_import_is_light_and_version_answers():
     assert result.stdout.strip() == "[]"
     result = subprocess.run([sys.executable, "-m", "adbench", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("adbench ")
+
+
+def test_calibrate_synthetic_writes_where_it_is_told(capsys, lhco_file, tmp_path):
+    target = tmp_path / "calibration.json"
+    code, out, err = run_cli(capsys, "data", "calibrate-synthetic", str(lhco_file), "--output", str(target))
+    assert code == 0, err
+    assert out.strip() == str(target)
+    from adbench.data.synthetic import load_calibration
+
+    model = load_calibration(target)
+    assert "small.h5" in model.source and len(model.background.weights) == 8

@@ -126,3 +126,19 @@ def test_a_method_listed_twice_with_one_profile_is_a_config_error(tmp_path, smal
 
     with pytest.raises(ConfigError, match="'idealized' with profile 'fast' is listed twice"):
         run_benchmark(small_dataset, config(tmp_path, ["idealized", "idealized"]))
+
+
+def test_a_method_profile_sets_its_own_classifier(tmp_path, small_dataset):
+    """``cathode:paper`` runs with the published classifier ensemble even in a fast run; the config
+    hash (and so the record key) follows the classifier."""
+    from adbench.evaluate import ClassifierConfig
+    from adbench.harness import config_hash
+
+    fast, paper = MethodSpec.parse("idealized", "fast"), MethodSpec.parse("idealized:paper", "fast")
+    assert fast.classifier == ClassifierConfig() and paper.classifier == ClassifierConfig.profile("paper")
+    assert paper.classifier.n_models == 50
+    run = RunConfig(methods=[fast, paper], windows=[Window()], n_sigs=[0], seeds=[0], output=tmp_path)
+    assert config_hash(small_dataset, fast, run) != config_hash(small_dataset, paper, run)
+    assert run.classifier_for(paper) is paper.classifier
+    run.classifier = FAST
+    assert run.classifier_for(paper) is FAST  # an explicit run classifier overrides every profile

@@ -65,7 +65,7 @@ def test_amortisation_is_cumulative_over_the_measured_scan(records):
     sigma, radot = curves["sigma-context"], curves["radot"]
     assert [k for k, _ in sigma] == [0, 1, 2]
     assert sigma[0][1] > 0 and radot[0][1] == 0  # SIGMA pays its training before the first SR
-    assert all(b[1] >= a[1] for a, b in zip(sigma, sigma[1:]))
+    assert all(b[1] >= a[1] for a, b in zip(sigma, sigma[1:], strict=False))
 
 
 def test_several_profiles_of_one_method_get_their_own_rows(records):

@@ -21,9 +21,10 @@ Card layout::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from adbench.errors import ConfigError, DataError
 from adbench.resources import load_toml, resource_dir
@@ -165,7 +166,8 @@ def _load_lhco(card: DatasetCard, data_dir: str | Path | None):
         raise ConfigError(f"{card.path}: no [files.features] entry")
     main = directory / card.files["features"]["filename"]
     if not main.is_file():
-        hint = f"; download it with: adbench data fetch {card.name} --dir {directory}" if "url" in card.files["features"] else ""
+        fetchable = "url" in card.files["features"]
+        hint = f"; download it with: adbench data fetch {card.name} --dir {directory}" if fetchable else ""
         raise DataError(f"{main}: file not found{hint}")
     events = load_lhco_events(main)
     if events.n_signal == 0:
@@ -178,5 +180,6 @@ def _load_lhco(card: DatasetCard, data_dir: str | Path | None):
             extra = load_lhco_events(extra_path, default_label=0)
             held_out.append(HeldOutSample.of(extra, extra_path.name, spec.get("coverage")))
         else:
-            log.warning("%s not found: holding out main-file background instead (holdout = %r)", extra_path, card.holdout)
+            log.warning("%s not found: holding out main-file background instead (holdout = %r)",
+                        extra_path, card.holdout)
     return Dataset(card.name, events, tuple(held_out))

@@ -16,8 +16,9 @@ sample, held out as the dataset's ``HoldOut`` says:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -203,7 +203,9 @@ def load_calibration(path: Path | None = None) -> SyntheticModel:
     if not path.is_file():
         from adbench.errors import ConfigError
 
-        raise ConfigError(f"{path}: no such synthetic calibration file (write one with adbench data calibrate-synthetic)")
+        raise ConfigError(
+            f"{path}: no such synthetic calibration file (write one with adbench data calibrate-synthetic)"
+        )
     return SyntheticModel.from_json(path.read_text())
 
 

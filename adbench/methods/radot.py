@@ -208,7 +208,7 @@ class RadOT(BackgroundModel):
             perms = self._solve_emd(jobs)
         else:
             perms = self._solve_sinkhorn(jobs)
-        partner = np.concatenate([take_upper[b][perm] for b, perm in zip(batches, perms)])
+        partner = np.concatenate([take_upper[b][perm] for b, perm in zip(batches, perms, strict=True)])
 
         self.m_lower_, self.x_lower_ = lower.m[take_lower], lower.x[take_lower]
         self.m_upper_, self.x_upper_ = upper.m[partner], upper.x[partner]

@@ -108,7 +108,6 @@ def build_flow(features: int, config: FlowConfig):
     Returns a ``torch.nn.Module``; use ``flow_log_prob`` and ``flow_sample`` on it, which hide the
     backends' different calling conventions.
     """
-    import torch
 
     if config.backend == "zuko":
         import zuko
@@ -169,9 +168,11 @@ class ConditionalFlow:
         seed: fixes the weights' initialisation, the validation split, the batches and sampling.
     """
 
-    def __init__(self, config: FlowConfig, train: TrainConfig = TrainConfig(), *, device: str = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self, config: FlowConfig, train: TrainConfig | None = None, *, device: str = "cpu", seed: int = 0
+    ) -> None:
         self.config = config
-        self.train = train
+        self.train = TrainConfig() if train is None else train
         self.device = device
         self.seed = seed
 
@@ -266,7 +267,7 @@ class ConditionalFlow:
         step = self.train.eval_batch_size
         with torch.random.fork_rng(devices=rng_devices(device)), torch.no_grad():
             torch.manual_seed(seed)
-            for state, chunk in zip(self.states_, chunks):
+            for state, chunk in zip(self.states_, chunks, strict=True):
                 self.module_.load_state_dict(state)
                 self.module_.eval()
                 index = torch.as_tensor(chunk, device=device)

@@ -21,9 +21,10 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,7 +90,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.keep_best < 1 or self.eval_batch_size < 1:
-            raise ConfigError(f"training needs epochs >= 1, batch_size >= 2, keep_best >= 1, eval_batch_size >= 1: {self}")
+            raise ConfigError(
+                f"training needs epochs >= 1, batch_size >= 2, keep_best >= 1 and eval_batch_size >= 1: {self}"
+            )
         if not self.lr > 0 or self.weight_decay < 0:
             raise ConfigError(f"training needs lr > 0 and weight_decay >= 0, got {self.lr} and {self.weight_decay}")
         if self.optimizer not in OPTIMIZERS:
@@ -265,7 +268,10 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
         averaged = AveragedModel(module, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     selected = module if averaged is None else averaged.module
     step_module = torch.compile(module) if (config.compile and cuda) else module
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (config.amp and cuda) else contextlib.nullcontext
+    if config.amp and cuda:
+        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    else:
+        autocast = contextlib.nullcontext
     generator = torch.Generator().manual_seed(seed)
     record = TrainingRecord(n_train=n, n_val=len(val_data[0]))
     kept: list[tuple[float, int, dict[str, Any]]] = []  # (metric, epoch, state), best first
@@ -331,11 +337,14 @@ def save_checkpoint(directory: str | Path, kind: str, meta: dict[str, Any], stat
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{kind}.json").write_text(json.dumps({"format": f"adbench-{kind}/1", **meta}, indent=1))
-    torch.save([{key: value.detach().cpu() for key, value in state.items()} for state in states], directory / "states.pt")
+    plain = [{key: value.detach().cpu() for key, value in state.items()} for state in states]
+    torch.save(plain, directory / "states.pt")
     return directory
 
 
-def load_checkpoint(directory: str | Path, kind: str, device: str = "cpu") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_checkpoint(
+    directory: str | Path, kind: str, device: str = "cpu"
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Inverse of ``save_checkpoint``: (meta, states), the tensors loaded with ``weights_only=True``."""
     import torch
 

@@ -7,12 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from adbench.results import Record
 from adbench.report import figures
 from adbench.report.document import Document
 from adbench.report.tables import (
-    amortisation, format_seconds, label_profiles, method_order, performance_rows, timing_rows,
+    amortisation,
+    format_seconds,
+    label_profiles,
+    method_order,
+    performance_rows,
+    timing_rows,
 )
+from adbench.results import Record
 
 HOW_TO_READ = (
     "How to read: every number is the median over seeds with the 16% and 84% quantiles in brackets. "
@@ -22,7 +27,7 @@ HOW_TO_READ = (
     "is a classifier's AUC separating the template from true SR background (0.5: indistinguishable); "
     "template-data AUC separates the template from the SR data (it rises with the signal a good "
     "template does not contain). Template / SR is the number of template events per SR data event "
-    "(the generative methods oversample, 3 or 4). Published values are from the papers, made on the "
+    "(the run's template size, `--template-size`, 4 by default). Published values are from the papers, made on the "
     "real LHCO data with their own classifiers; they are shown only for datasets of LHCO size (lhco, lhcolike, "
     "synthetic), where an N_sig means the same signal fraction: compare trends, not decimals."
 )
@@ -71,13 +76,15 @@ def build_report(records: list[Record], directory: Path | None = None) -> Docume
     rows = []
     performance = performance_rows(records)
     small = [row["template_ratio"].n > 0 and row["template_ratio"].median < 1.0 for row in performance]
-    for row, template_small in zip(performance, small):
-        pub = lambda key: "-" if row[key] is None else f"{row[key]:.1f}"  # noqa: E731
+    def pub(row: dict[str, Any], key: str) -> str:
+        return "-" if row[key] is None else f"{row[key]:.1f}"
+
+    for row, template_small in zip(performance, small, strict=True):
         rows.append([
             row["dataset"], row["window"], row["method"], f"{row['n_sig']} ({row['n_sig_sr'].median:.0f})",
             f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
-            row["max_sic"].text() + (" ‡" if template_small else ""), pub("published_max_sic"),
-            row["sic_1e3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub("published_sic_1e3"),
+            row["max_sic"].text() + (" ‡" if template_small else ""), pub(row, "published_max_sic"),
+            row["sic_1e3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub(row, "published_sic_1e3"),
             row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
             row["template_ratio"].text(1),
         ])
@@ -116,10 +123,12 @@ def build_report(records: list[Record], directory: Path | None = None) -> Docume
     if ok:
         n_sig = _choose_nsig(ok)
         doc.heading("Figures")
-        doc.figure("sic_curves", figures.sic_curves(ok, n_sig), f"SIC curves at N_sig = {n_sig} (median over seeds, 16-84% band)")
+        doc.figure("sic_curves", figures.sic_curves(ok, n_sig),
+                   f"SIC curves at N_sig = {n_sig} (median over seeds, 16-84% band)")
         if len({r.n_sig for r in ok}) > 1:
             doc.figure("max_sic_vs_nsig", figures.max_sic_vs_nsig(ok), "Max SIC versus injected signal")
-            doc.figure("sic_1e-3_vs_nsig", figures.max_sic_vs_nsig(ok, "sic_1e3"), "SIC at FPR 1e-3 versus injected signal")
+            doc.figure("sic_1e-3_vs_nsig", figures.max_sic_vs_nsig(ok, "sic_1e3"),
+                       "SIC at FPR 1e-3 versus injected signal")
         doc.figure("timing", figures.timing_bars(ok), "Training once and time per SR (log scale)")
         if any(np.isfinite(r.fidelity_auc) for r in ok):
             doc.figure("fidelity", figures.fidelity(ok), "Template fidelity AUC per method (0.5 = perfect template)")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from adbench.results import Record
 from adbench.report.tables import Band, amortisation, group, method_order, timing_rows
+from adbench.results import Record
 
 
 def _pyplot():
@@ -118,7 +116,7 @@ def feature_histograms(records: list[Record], method: str, n_sig: int):
     record = sorted(rs, key=lambda r: (r.seed, r.window_low))[0]
     hists = record.histograms
     fig, axes = plt.subplots(1, len(hists), figsize=(3.0 * len(hists), 2.8))
-    for ax, (name, h) in zip(np.atleast_1d(axes), hists.items()):
+    for ax, (name, h) in zip(np.atleast_1d(axes), hists.items(), strict=True):
         edges = np.asarray(h["edges"])
         for key, style in (("data", dict(color="black", lw=1.4)), ("template", dict(color="C1", lw=1.4)),
                            ("background", dict(color="C0", lw=1.0, ls="--"))):
@@ -137,7 +135,7 @@ def amortisation_plot(records: list[Record]):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method, points in amortisation(records).items():
-        k, t = zip(*points)
+        k, t = zip(*points, strict=True)
         ax.plot(k, t, marker="o", label=method)
     ax.set_yscale("log")
     ax.set(xlabel="number of signal regions", ylabel="total seconds (measured)",

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from adbench.results import Record
 from adbench.report.published import PUBLISHED_PERFORMANCE, PUBLISHED_TIMING
+from adbench.results import Record
 
 #: Datasets with about as many background events as LHCO (1M): only there does an N_sig mean the
 #: same signal-to-background ratio as in the papers, so only their rows show published values.

@@ -95,7 +95,8 @@ def run_one(
         if args.fidelity:
             row["fidelity_auc"] = two_sample_auc(template, test.background().x, args.seed)
         if args.sic:
-            scores = ClassifierEnsemble(seed=args.seed).fit(sr_data.x, template, model.template_sources()).predict(test.x)
+            classifier = ClassifierEnsemble(seed=args.seed).fit(sr_data.x, template, model.template_sources())
+            scores = classifier.predict(test.x)
             row["sic_1e3"] = sic_at_fpr(test.label, scores, 1e-3)
             row["max_sic"] = max_sic(test.label, scores)
     return row

@@ -17,7 +17,10 @@ def toy_events(n_bkg=2000, n_sig=200, first_id=0, low=2.5, high=4.5, seed=0):
     return Events(m, x, label, ("id", "f"))
 
 
-def toy_dataset(held_out=(), holdout=HoldOut("random", 0.2)):
+RANDOM = HoldOut("random", 0.2)
+
+
+def toy_dataset(held_out=(), holdout=RANDOM):
     return Dataset("toy", toy_events(), tuple(held_out), holdout)
 
 

@@ -14,7 +14,7 @@ def test_back_to_back_jets():
     mjj, x = derive_features(one_event())
     e1, e2 = np.sqrt(1500**2 + 500**2), np.sqrt(1500**2 + 100**2)
     assert np.isclose(mjj[0], np.sqrt((e1 + e2) ** 2) / 1000)
-    feats = dict(zip(ALL_FEATURES, x[0]))
+    feats = dict(zip(ALL_FEATURES, x[0], strict=True))
     assert np.isclose(feats["mj1"], 0.1) and np.isclose(feats["delta_mj"], 0.4)  # ordered by mass
     assert np.isclose(feats["tau21_j1"], 0.1 / (0.4 + 1e-5))  # lighter jet is jet 2
     assert np.isclose(feats["tau21_j2"], 0.25 / (0.5 + 1e-5))

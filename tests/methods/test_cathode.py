@@ -12,7 +12,6 @@ from adbench.data.events import Events  # noqa: E402
 from adbench.data.features import FEATURE_SETS  # noqa: E402
 from adbench.data.synthetic import synthetic_dataset  # noqa: E402
 from adbench.errors import MethodFailure  # noqa: E402
-from adbench.evaluate import two_sample_auc  # noqa: E402
 from adbench.masses import sample_masses  # noqa: E402
 from adbench.methods.cathode import Anode, Cathode  # noqa: E402
 from adbench.methods.presets import load_preset  # noqa: E402
@@ -25,12 +24,7 @@ TINY = {"flow": {"transforms": 2, "hidden": 16}, "train": {"epochs": 2, "batch_s
 WINDOW = Window(3.3, 3.7)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

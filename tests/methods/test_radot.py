@@ -11,7 +11,6 @@ pytest.importorskip("ot")
 
 from adbench.data.events import Events  # noqa: E402
 from adbench.errors import ConfigError, MethodFailure  # noqa: E402
-from adbench.evaluate import two_sample_auc  # noqa: E402
 from adbench.masses import sample_masses  # noqa: E402
 from adbench.methods.presets import load_preset  # noqa: E402
 from adbench.methods.radot import RadOT, balanced_draw, emd_permutation, interpolate  # noqa: E402
@@ -75,9 +74,9 @@ def test_fitted_pairs_reproduce_their_sideband_events_at_their_masses(fitted: Ra
     """Each stored pair holds a real SB1 and a real SB2 event, and its line passes through both."""
     lower = small.select(WINDOW.lower_sideband(small.m, 0.2))
     upper = small.select(WINDOW.upper_sideband(small.m, 0.2))
-    by_mass_lower = dict(zip(lower.m.tolist(), map(tuple, lower.x)))
-    by_mass_upper = dict(zip(upper.m.tolist(), map(tuple, upper.x)))
-    for m1, x1, m2, x2 in zip(fitted.m_lower_, fitted.x_lower_, fitted.m_upper_, fitted.x_upper_):
+    by_mass_lower = dict(zip(lower.m.tolist(), map(tuple, lower.x), strict=True))
+    by_mass_upper = dict(zip(upper.m.tolist(), map(tuple, upper.x), strict=True))
+    for m1, x1, m2, x2 in zip(fitted.m_lower_, fitted.x_lower_, fitted.m_upper_, fitted.x_upper_, strict=True):
         assert by_mass_lower[m1] == tuple(x1) and by_mass_upper[m2] == tuple(x2)
     at_m1 = interpolate(fitted.x_lower_, fitted.m_lower_, fitted.x_upper_, fitted.m_upper_, fitted.m_lower_)
     at_m2 = interpolate(fitted.x_lower_, fitted.m_lower_, fitted.x_upper_, fitted.m_upper_, fitted.m_upper_)

@@ -30,12 +30,7 @@ def tiny(**changes: dict) -> dict:
     return merge_tables(TINY, changes)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +112,7 @@ def test_unknown_settings_are_config_errors_naming_the_key():
     with pytest.raises(ConfigError, match=r"unknown settings \['widht'\]"):
         VCR(settings={"network": {"widht": 3}}).check_ready()
     with pytest.raises(ConfigError, match=r"vcr settings: unknown settings \['epochs'\]"):
-        VCR(settings={"epochs": 3}).config
+        _ = VCR(settings={"epochs": 3}).config
 
 
 def test_shared_fit_and_templates(tiny_split, tiny_vdata):
@@ -220,7 +215,8 @@ def test_no_signal_templates_match_the_background(quality_dataset):
     split, window = quality_dataset.split(0, 0), Window()
     true_background = split.test_in(window).background().x
     shared = VData(settings=QUALITY).fit(split.data, None)
-    models = [shared, SigmaLinear(settings=QUALITY).share_fit_from(shared), SigmaContext(settings=QUALITY).share_fit_from(shared)]
+    models = [shared, SigmaLinear(settings=QUALITY).share_fit_from(shared),
+              SigmaContext(settings=QUALITY).share_fit_from(shared)]
     models.append(VCR(settings=QUALITY).fit(split.data, window))
     for model in models:
         _, template = _sr_template(model, split, window)

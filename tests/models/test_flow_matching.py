@@ -20,13 +20,7 @@ from adbench.models.flow_matching.path import cfm_loss, path_sample  # noqa: E40
 from adbench.models.flow_matching.solver import integrate  # noqa: E402
 from adbench.models.training import TrainConfig  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_data(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,7 @@ from adbench.models.flows import ConditionalFlow, FlowConfig, scaler_log_jacobia
 from adbench.models.training import TrainConfig  # noqa: E402
 from adbench.preprocessing import LogitScaler  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def gaussian_1d(n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,7 +194,7 @@ class FlowMatcher:
 
         def context(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             g1, g2 = net.context(a[:1], t), net.context(a[1:], t)
-            return net.velocity(x, [w * p + (1.0 - w) * q for p, q in zip(g1, g2)])
+            return net.velocity(x, [w * p + (1.0 - w) * q for p, q in zip(g1, g2, strict=True)])
 
         return context
 
@@ -208,7 +209,7 @@ class FlowMatcher:
     def sample(
         self,
         masses: np.ndarray,
-        solver: SolverConfig = SolverConfig(),
+        solver: SolverConfig | None = None,
         mode: str = "direct",
         anchors: tuple[float, float] | None = None,
         xi: np.ndarray | None = None,
@@ -225,6 +226,7 @@ class FlowMatcher:
             xi: (n,) interpolation weights (``linear`` and ``context`` modes).
             seed: fixes the initial noise x0.
         """
+        solver = SolverConfig() if solver is None else solver
         device = torch.device(self.device)
         masses = np.asarray(masses, dtype=np.float64)
         n = len(masses)
@@ -238,7 +240,7 @@ class FlowMatcher:
         if solver.checkpoints == "average":
             groups = [(nets, np.arange(n))]
         else:
-            groups = [([net], share) for net, share in zip(nets, np.array_split(np.arange(n), len(nets)))]
+            groups = [([net], share) for net, share in zip(nets, np.array_split(np.arange(n), len(nets)), strict=True)]
         nfes: list[int] = []
         backend = ""
         started = time.perf_counter()

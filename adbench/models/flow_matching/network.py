@@ -78,13 +78,13 @@ class VelocityField(nn.Module):
         t = t.expand(m.shape) if t.dim() == 0 else t
         c = torch.cat([frequency_embedding(m, self.mass_ks), frequency_embedding(t, self.time_ks)], dim=1)
         projected = self.context_projection(c).split(self.config.width, dim=1)
-        gated = [value * torch.sigmoid(gate) for value, gate in zip(projected[1::2], projected[2::2])]
+        gated = [value * torch.sigmoid(gate) for value, gate in zip(projected[1::2], projected[2::2], strict=True)]
         return [projected[0], *gated]
 
     def velocity(self, x: torch.Tensor, gammas: list[torch.Tensor]) -> torch.Tensor:
         """x: (n, d); gammas: from ``context`` (each (n, width) or (1, width)) -> (n, d)."""
         h = self.input(x) + gammas[0]
-        for block, gamma in zip(self.blocks, gammas[1:]):
+        for block, gamma in zip(self.blocks, gammas[1:], strict=True):
             h = block(h, gamma)
         return self.head(self.act(self.head_norm(h)))
 

@@ -6,7 +6,7 @@ data ``x1`` at t = 1; its velocity ``x1 - (1 - sigma) x0`` is the regression tar
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -3,8 +3,8 @@ a fixed-step ``euler`` / ``midpoint`` / ``rk4``), or zuko's Dormand-Prince when 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -21,7 +21,9 @@ class Integration:
     backend: str
 
 
-def integrate(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor, solver: SolverConfig) -> Integration:
+def integrate(
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor, solver: SolverConfig
+) -> Integration:
     """Solve ``dx/dt = f(t, x)`` from t = 0 to 1, counting the function evaluations."""
     calls = [0]
 

@@ -1,0 +1,184 @@
+"""The one training loop: split, schedules, model selection, EMA, divergence, progress, checkpoints.
+
+A linear regression stands in for the generative models: it trains in milliseconds and its optimum
+is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from adbench.errors import ConfigError, MethodFailure  # noqa: E402
+from adbench.models.training import (  # noqa: E402
+    TrainConfig,
+    _lr_factor,
+    load_checkpoint,
+    save_checkpoint,
+    train_module,
+    validation_split,
+)
+from adbench.progress import listening  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SLOPE = torch.tensor([[2.0], [-1.0], [0.5]])
+
+
+def regression(n: int = 2000, seed: int = 0) -> tuple[tuple, tuple]:
+    """y = x @ SLOPE + noise, split 80/20: (train tensors, validation tensors)."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=generator)
+    y = x @ SLOPE + 0.1 * torch.randn(n, 1, generator=generator)
+    cut = int(0.8 * n)
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def mse(module, batch):
+    x, y = batch
+    return (module(x) - y).pow(2).mean()
+
+
+def validate(module, data):
+    with torch.no_grad():
+        return float(mse(module, data))
+
+
+def fit(config: TrainConfig, seed: int = 0, loss=mse, check=validate):
+    train, val = regression()
+    return train_module(lambda: torch.nn.Linear(3, 1), train, val, loss, check, config, seed=seed, device="cpu",
+                        label="toy")
+
+
+def test_validation_split_is_seeded_disjoint_and_subsamples():
+    config = TrainConfig(val_fraction=0.25)
+    train, val = validation_split(1000, config, seed=3)
+    assert len(val) == 250 and len(train) == 750 and not set(train) & set(val)
+    again = validation_split(1000, config, seed=3)
+    assert np.array_equal(train, again[0]) and not np.array_equal(train, validation_split(1000, config, 4)[0])
+    small = validation_split(1000, TrainConfig(val_fraction=0.25, max_events=400), seed=3)
+    assert len(small[0]) + len(small[1]) == 400
+
+
+def test_trains_to_the_known_optimum_and_keeps_the_best_epochs():
+    trained = fit(TrainConfig(epochs=30, batch_size=64, lr=3e-2, keep_best=3))
+    weight = trained.module.weight.detach().ravel()
+    assert torch.allclose(weight, SLOPE.ravel(), atol=0.05)
+    record = trained.record
+    ranked = sorted(range(30), key=lambda i: record.val_losses[i])[:3]
+    assert record.kept_epochs == [i + 1 for i in ranked] and len(trained.states) == 3
+    assert record.best_val_loss == min(record.val_losses) and record.stopped == "epochs"
+    # the module holds the best kept weights
+    assert torch.equal(trained.module.weight, trained.states[0]["weight"])
+    assert any(not torch.equal(trained.states[0]["weight"], state["weight"]) for state in trained.states[1:])
+
+
+def test_same_seed_same_training():
+    a, b = fit(TrainConfig(epochs=3, batch_size=64), seed=1), fit(TrainConfig(epochs=3, batch_size=64), seed=1)
+    assert a.record.val_losses == b.record.val_losses
+    assert a.record.val_losses != fit(TrainConfig(epochs=3, batch_size=64), seed=2).record.val_losses
+
+
+def test_learning_rate_schedules():
+    total = 100
+    assert _lr_factor(0, 10, total, 0.0) == pytest.approx(0.1)  # one-cycle warm-up
+    assert _lr_factor(9, 10, total, 0.0) == pytest.approx(1.0)
+    assert _lr_factor(total, 10, total, 0.0) == pytest.approx(0.0)
+    assert _lr_factor(total, 0, total, 0.01) == pytest.approx(0.01)  # cosine to a floor
+    assert _lr_factor(50, 0, total, 0.0) == pytest.approx(0.5)
+
+
+def test_plateau_factor_and_patience_are_used(monkeypatch):
+    import torch.optim.lr_scheduler as schedulers
+
+    seen = {}
+    original = schedulers.ReduceLROnPlateau.__init__
+
+    def spy(self, optimizer, **kwargs):
+        seen.update(kwargs)
+        original(self, optimizer, **kwargs)
+
+    monkeypatch.setattr(schedulers.ReduceLROnPlateau, "__init__", spy)
+    fit(TrainConfig(epochs=1, batch_size=64, schedule="plateau", plateau_factor=0.3, plateau_patience=7))
+    assert seen == {"factor": 0.3, "patience": 7}
+
+
+def test_ema_keeps_and_validates_the_averaged_weights():
+    raw = fit(TrainConfig(epochs=4, batch_size=64, lr=5e-2, keep_best=1))
+    ema = fit(TrainConfig(epochs=4, batch_size=64, lr=5e-2, keep_best=1, ema_decay=0.9))
+    assert raw.record.train_losses == ema.record.train_losses  # the same optimisation...
+    assert raw.record.val_losses != ema.record.val_losses  # ...validated on other weights
+    assert not torch.equal(raw.states[0]["weight"], ema.states[0]["weight"])
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
+def test_divergence_keeps_the_finite_epochs_or_fails():
+    calls = []
+
+    def breaks_at_epoch_3(module, data):
+        calls.append(1)
+        return float("nan") if len(calls) >= 3 else validate(module, data)
+
+    trained = fit(TrainConfig(epochs=6, batch_size=64, keep_best=5), check=breaks_at_epoch_3)
+    assert trained.record.stopped == "diverged" and trained.record.epochs_run == 3
+    assert sorted(trained.record.kept_epochs) == [1, 2]
+    with pytest.raises(MethodFailure, match="toy training diverged at epoch 1"):
+        fit(TrainConfig(epochs=3, batch_size=64), check=lambda module, data: float("nan"))
+
+
+def test_patience_stops_when_nothing_improves():
+    losses = iter([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
+    trained = fit(TrainConfig(epochs=6, batch_size=64, patience=3), check=lambda module, data: next(losses))
+    assert trained.record.stopped == "patience" and trained.record.epochs_run == 5
+
+
+def test_progress_reports_every_epoch_to_a_listener():
+    events = []
+
+    class Bar:
+        def __init__(self, what, total):
+            events.append(("open", what, total))
+
+        def update(self, n=1):
+            events.append(("step", n))
+
+        def set_postfix_str(self, text):
+            events.append(("note", text.split()[0]))
+
+        def close(self):
+            events.append(("close",))
+
+    with listening(Bar):
+        fit(TrainConfig(epochs=3, batch_size=64))
+    assert events[0] == ("open", "toy epochs", 3) and events[-1] == ("close",)
+    assert events.count(("step", 1)) == 3 and ("note", "validation") in events
+    fit(TrainConfig(epochs=1, batch_size=64))  # nobody listening: nothing recorded, nothing fails
+    assert len(events) == 8
+
+
+def test_checkpoint_round_trip(tmp_path):
+    trained = fit(TrainConfig(epochs=2, batch_size=64, keep_best=2))
+    directory = save_checkpoint(tmp_path / "toy", "toy", {"answer": 42}, trained.states)
+    meta, states = load_checkpoint(directory, "toy")
+    assert meta == {"format": "adbench-toy/1", "answer": 42} and len(states) == 2
+    assert all(torch.equal(states[k]["weight"], trained.states[k]["weight"]) for k in range(2))
+    with pytest.raises(ConfigError, match="not an adbench flow checkpoint"):
+        load_checkpoint(directory, "flow")
+
+
+@pytest.mark.parametrize("bad", [dict(optimizer="sgd"), dict(schedule="linear"), dict(epochs=0),
+                                 dict(final_lr_fraction=2.0), dict(plateau_factor=1.5), dict(patience=0)])
+def test_bad_settings_are_config_errors(bad):
+    with pytest.raises(ConfigError):
+        TrainConfig(**bad)
+
+
+def test_adam_and_adamw_differ_only_by_the_decay():
+    a = fit(TrainConfig(epochs=2, batch_size=64, optimizer="adam", weight_decay=0.0))
+    w = fit(TrainConfig(epochs=2, batch_size=64, optimizer="adamw", weight_decay=0.0))
+    assert a.record.val_losses == pytest.approx(w.record.val_losses, rel=1e-5)
+    decayed = fit(TrainConfig(epochs=2, batch_size=64, optimizer="adamw", weight_decay=0.1))
+    assert math.isfinite(decayed.record.best_val_loss)
