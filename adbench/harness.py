@@ -193,7 +193,8 @@ def run_benchmark(dataset: Dataset, config: RunConfig, progress: Callable[[int],
                         bar.set_postfix_str(f"seed {seed}, N_sig {n_sig}, {spec.name}")
                     common = dict(
                         dataset=dataset.name, method=spec.name, n_sig=n_sig, seed=seed, config_hash=hashes[spec],
-                        profile=spec.preset.profile, family=spec.cls.family, per_window=spec.cls.per_window,
+                        profile=spec.preset.profile, variant=spec.preset.variant, family=spec.cls.family,
+                        per_window=spec.cls.per_window,
                         features=list(dataset.features), classifier=asdict(config.classifier_for(spec)),
                         template_size=config.template_size, command=config.command, **env,
                     )

@@ -44,6 +44,7 @@ class Record:
     config_hash: str
     # the task
     profile: str = ""
+    variant: str = ""  # the name of a profile that changes the method itself ("" for the published method)
     family: str = ""
     per_window: bool = True
     window_low: float = NAN

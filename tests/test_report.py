@@ -115,3 +115,13 @@ def test_report_markdown_and_self_contained_html(tmp_path):
     for source in parser.sources:
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_variant_profile_carries_its_own_name(records):
+    """RAD-OT's fast profile (projection-ordered batches, an adbench addition) is not the published
+    method: its rows are named by the variant and get no published value beside them."""
+    renamed = [replace(r, variant="radot-projection", dataset="lhco") if r.method == "radot" else r for r in records]
+    labelled = label_profiles(renamed)
+    assert "radot-projection" in {r.method for r in labelled} and "radot" not in {r.method for r in labelled}
+    rows = [row for row in performance_rows(labelled) if row["method"] == "radot-projection"]
+    assert rows and all(row["published_sic_1e3"] is None for row in rows)

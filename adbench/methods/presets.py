@@ -14,6 +14,8 @@ File layout::
     epochs = 2000
     [paper-gpu.train]             # any further table is an extra profile (``--profile paper-gpu``)
     batch_size = 16384
+    [variants]                    # profiles that change the method itself, not only its sizes, carry
+    fast = "radot-projection"     # their own name in every table of a report
 
 Files whose name starts with ``_`` are shared bases, not methods. A file that inherits is merged
 into its base table by table (its values win), so the methods of one family hold no copies.
@@ -30,7 +32,7 @@ from adbench.resources import load_toml, resource_dir
 
 PROFILES = ("fast", "paper")
 #: Top-level keys of a preset file that are not profiles.
-RESERVED_KEYS = ("family", "template", "description", "inherits")
+RESERVED_KEYS = ("family", "template", "description", "inherits", "variants")
 MASS_SAMPLERS = ("histogram", "kde", "dijet")
 
 
@@ -59,6 +61,8 @@ class Preset:
     params: dict[str, Any]
     template: TemplateSpec = field(default_factory=TemplateSpec)
     source: str = ""
+    #: The name results of this profile carry when it is not the published method ("" when it is).
+    variant: str = ""
 
 
 def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +115,8 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     if template:
         raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
                           "a run setting now: --template-size)")
-    return Preset(method, profile, dict(table[profile]), spec, f"{path.name} [{profile}]")
+    variant = str(table.get("variants", {}).get(profile, ""))
+    return Preset(method, profile, dict(table[profile]), spec, f"{path.name} [{profile}]", variant)
 
 
 def available_profiles(table: dict[str, Any]) -> list[str]:

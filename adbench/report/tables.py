@@ -49,14 +49,16 @@ def group(records: list[Record], keys: tuple[str, ...]) -> dict[tuple, list[Reco
 
 
 def label_profiles(records: list[Record]) -> list[Record]:
-    """Copies of the records in which a method run under several profiles is named
-    ``method:profile``, so that the profiles get their own rows and curves."""
+    """Copies of the records in which a profile that changes the method itself is named by its variant
+    (``radot-projection``) and a method run under several profiles is named ``method:profile``, so
+    that every variant and profile gets its own rows and curves."""
+    named = [replace(r, method=r.variant) if r.variant else r for r in records]
     profiles: dict[str, set] = defaultdict(set)
-    for record in records:
+    for record in named:
         profiles[record.method].add(record.profile)
     return [
         replace(r, method=f"{r.method}:{r.profile}") if len(profiles[r.method]) > 1 else r
-        for r in records
+        for r in named
     ]
 
 

@@ -190,6 +190,7 @@ def test_registered_with_presets() -> None:
         preset = load_preset("radot", profile)
         assert preset.template.mass_sampler == "dijet"
         assert preset.template.sampler_options["sideband_width"] == 0.2
+        assert preset.variant == {"fast": "radot-projection", "paper": ""}[profile]
         RadOT(device="cpu", seed=0, settings=preset.params).check_ready()
 
 
