@@ -110,7 +110,8 @@ class SmoothMixture:
                 covariance = (residual * r[:, None]).T @ residual / r.sum() + ridge
                 coefficients.append(coefficient)
                 covariances.append(covariance)
-                log_density[:, k] = np.log(weights[k]) + multivariate_normal(np.zeros(z.shape[1]), covariance).logpdf(residual)
+                gaussian = multivariate_normal(np.zeros(z.shape[1]), covariance)
+                log_density[:, k] = np.log(weights[k]) + gaussian.logpdf(residual)
             top = log_density.max(axis=1, keepdims=True)
             log_norm = top[:, 0] + np.log(np.exp(log_density - top).sum(axis=1))
             resp = np.exp(log_density - log_norm[:, None])
