@@ -1,10 +1,14 @@
-"""Reports from a small stored results file (tests/fixtures/results_small.jsonl, made by
-`adbench run --methods idealized,supervised,radot,sigma-context --dataset synthetic-small
---scan 3.3,3.9,0.4,0.2 --n-sig 0,1000 --seeds 0,1`, when synthetic-small held out 250k background
-events, half of them the idealized template: 0.5 x the SR data): tables, figures and a self-contained
-HTML. Stored on purpose: the report code is tested on fixed records, not on a fresh run."""
+"""Reports from stored results files (tests/fixtures/README.md says how each was made): tables,
+uncertainties, figures and the self-contained HTML. Stored on purpose: the report code is tested on
+fixed records, not on a fresh run.
+
+- ``results_small.jsonl``: schema 1 (before statistical errors were stored), 2 seeds.
+- ``results_schema2.jsonl``: schema 2 (statistical errors, template sizes, RAD-OT's variant), 3 seeds.
+"""
 
 import base64
+import json
+import math
 import re
 import shutil
 from dataclasses import replace
@@ -14,114 +18,418 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adbench.report import figures, write_report
-from adbench.report.tables import amortisation, label_profiles, performance_rows, timing_rows
+from adbench.report import build_report, write_report
+from adbench.report.comparison import compare
+from adbench.report.fig_samples import feature_histograms, sample_record, signal_window
+from adbench.report.fig_sensitivity import fidelity, metrics_vs_nsig, sic_and_rejection
+from adbench.report.fig_timing import amortisation_plot, crossovers, timing_bars, training_groups
+from adbench.report.stats import Estimate, format_percent
+from adbench.report.summary import summary_table
+from adbench.report.tables import (
+    TimingRow,
+    crossover,
+    infer_variants,
+    label_profiles,
+    performance_rows,
+    timing_rows,
+)
 from adbench.results import ResultStore, latest_records
 
-FIXTURE = Path(__file__).parent / "fixtures" / "results_small.jsonl"
-METHODS = ["idealized", "supervised", "radot", "sigma-context"]
+FIXTURES = Path(__file__).parent / "fixtures"
+OLD = FIXTURES / "results_small.jsonl"
+NEW = FIXTURES / "results_schema2.jsonl"
+RAW_FIELD_NAMES = ("max_sic", "sic_1e3", "n_sig", "fidelity_auc", "time_", "_s ")
+
+
+def load(path: Path, tmp_path: Path) -> list:
+    shutil.copy(path, tmp_path / "results.jsonl")
+    return latest_records(ResultStore(tmp_path).load())
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("fixture")
-    shutil.copy(FIXTURE, directory / "results.jsonl")
-    return latest_records(ResultStore(directory).load())
+def old(tmp_path_factory):
+    return label_profiles(infer_variants(load(OLD, tmp_path_factory.mktemp("old"))))
 
 
-def test_performance_rows_are_medians_and_quantiles_over_seeds(records):
-    rows = performance_rows(records)
-    assert len(rows) == 2 * 4 * 2  # windows x methods x N_sig
-    row = next(r for r in rows if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000))
-    values = [r.max_sic for r in records if (r.method, r.window, r.n_sig) == ("radot", "3.30-3.70", 1000)]
-    assert row["seeds"] == 2 and row["max_sic"].median == pytest.approx(np.median(values))
+@pytest.fixture(scope="module")
+def new(tmp_path_factory):
+    return label_profiles(load(NEW, tmp_path_factory.mktemp("new")))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """The full report of the schema-2 fixture, written once."""
+    directory = tmp_path_factory.mktemp("report")
+    shutil.copy(NEW, directory / "results.jsonl")
+    (directory / "report_files").mkdir()
+    (directory / "report_files" / "sic_curves.png").write_bytes(b"a figure of an older report layout")
+    paths = write_report(directory)
+    return directory, paths["markdown"].read_text(), paths["html"].read_text()
+
+
+def texts_of(fig) -> list[str]:
+    """Every piece of text a figure shows (titles, labels, tick labels, legends, annotations)."""
+    import matplotlib.text
+
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+# --------------------------------------------------------------------------- 12.3: uncertainties
+def test_an_estimate_keeps_statistical_error_and_seed_spread_apart():
+    three = Estimate.of([1.0, 2.0, 4.0], [0.1, 0.3, 0.2])
+    assert three.median == 2.0 and three.stat == pytest.approx(0.2)
+    assert three.low == pytest.approx(np.quantile([1, 2, 4], 0.16)) and three.has_band
+    assert three.total == pytest.approx(math.hypot(0.2, np.std([1, 2, 4], ddof=1)))
+    assert three.text() == f"2.00 ±0.20 [{three.low:.2f}, {three.high:.2f}]"
+    two = Estimate.of([1.0, 3.0], [0.1, 0.3])
+    assert not two.has_band and math.isnan(two.low) and math.isnan(two.high)
+    assert two.text() == "2.00 ±0.20 {1.00, 3.00}" and "[" not in two.text()
+    one = Estimate.of([1.5], [0.25])
+    assert one.text() == "1.50 ±0.25" and one.total == pytest.approx(0.25)
+    schema1 = Estimate.of([1.0, 3.0], [None, None])
+    assert math.isnan(schema1.stat) and schema1.text() == "2.00 {1.00, 3.00}"
+    assert Estimate.of([float("nan")]).text() == "-"
+
+
+def test_rows_combine_seeds_with_the_stored_statistical_errors(new):
+    rows = performance_rows(new)
+    row = next(r for r in rows if (r.method, r.window, r.n_sig) == ("radot-projection", "3.30-3.70", 1000))
+    rs = [r for r in new if (r.method, r.window, r.n_sig) == ("radot-projection", "3.30-3.70", 1000)]
+    assert row.seeds == len(rs) == 3 and row.has_stat_errors
+    values = [r.max_sic for r in rs]
+    assert row["max_sic"].median == pytest.approx(np.median(values))
     assert row["max_sic"].low == pytest.approx(np.quantile(values, 0.16))
-    assert row["max_sic"].high == pytest.approx(np.quantile(values, 0.84))
-    # synthetic-small is a quarter of LHCO: an N_sig there is not the papers' N_sig
-    assert row["published_sic_1e3"] is None
-    lhco_size = performance_rows([replace(r, dataset="lhco") for r in records])
-    radot = next(r for r in lhco_size if (r["method"], r["window"], r["n_sig"]) == ("radot", "3.30-3.70", 1000))
-    assert radot["published_sic_1e3"] == 3.8
-    # template sizes per SR data event: RAD-OT oversamples 4x; the fixture's idealized template (half
-    # of 250k held-out events) is half the SR data; supervised has no template
-    assert row["template_ratio"].median == pytest.approx(4.0, rel=0.01)
-    ratio = {r["method"]: r["template_ratio"] for r in rows if (r["window"], r["n_sig"]) == ("3.30-3.70", 1000)}
-    assert ratio["idealized"].median == pytest.approx(0.5, abs=0.05)
-    assert ratio["supervised"].n == 0
+    assert row["max_sic"].stat == pytest.approx(np.median([r.stat_errors["max_sic"] for r in rs]))
+    assert row["fidelity_auc"].stat == pytest.approx(np.median([r.stat_errors["fidelity_auc"] for r in rs]))
+    # S/B and S/sqrt(B) of the SR data
+    assert row.s_over_b == pytest.approx(np.median([r.n_sig_sr / (r.n_sr_data - r.n_sig_sr) for r in rs]))
+    assert row.s_over_sqrt_b == pytest.approx(np.median([r.n_sig_sr / math.sqrt(r.n_sr_data - r.n_sig_sr) for r in rs]))
+    # RAD-OT reuses sideband pairs: fewer distinct source events than template events
+    assert row.distinct_ratio < row.template_ratio == pytest.approx(4.0, rel=0.01)
 
 
-def test_timing_rows_separate_training_once_from_per_sr_work(records):
-    rows = {r["method"]: r for r in timing_rows(records)}
-    assert list(rows) == METHODS
-    sigma = rows["sigma-context"]
-    assert not sigma["per_window"] and sigma["shared_fit_s"].median > 0
-    assert sigma["fit_window_s"].median == 0 and sigma["sample_s"].median > 0
-    assert rows["radot"]["per_window"] and rows["radot"]["shared_fit_s"] is None
-    assert rows["radot"]["published"] == "10 min per SR"
+def test_schema_1_records_load_without_statistical_errors(old, tmp_path):
+    raw = latest_records(json_records(OLD))
+    assert all(r.schema == 1 and r.stat_errors == {} and r.variant == "" for r in raw)
+    assert all(not math.isnan(r.sic_1e3) for r in raw if r.ok)  # renamed from sic_at_1e-3
+    # RAD-OT's fast profile of the time was the projection variant: named so from the preset
+    assert {r.method for r in old} == {"radot-projection", "sigma-context", "idealized", "supervised"}
+    assert all(r.method_info["variant_inferred"] for r in old if r.method == "radot-projection")
+    rows = performance_rows(old)
+    assert len(rows) == 2 * 4 * 2  # windows x methods x N_sig
+    assert all(not row.has_stat_errors and math.isnan(row["max_sic"].stat) for row in rows)
+    assert all(row.seeds == 2 and not row["max_sic"].has_band for row in rows)
 
 
-def test_amortisation_is_cumulative_over_the_measured_scan(records):
-    curves = amortisation(records)
-    sigma, radot = curves["sigma-context"], curves["radot"]
-    assert [k for k, _ in sigma] == [0, 1, 2]
-    assert sigma[0][1] > 0 and radot[0][1] == 0  # SIGMA pays its training before the first SR
-    assert all(b[1] >= a[1] for a, b in zip(sigma, sigma[1:], strict=False))
+def test_report_says_which_uncertainty_is_which(written):
+    _, markdown, _ = written
+    assert "±stat is the statistical error of one seed's value" in markdown
+    assert "the 16% and 84% quantiles over seeds, given only from 3 seeds on" in markdown
+    assert "statistical error and the seeds' standard deviation added in quadrature" in markdown
+    table = _table_after(markdown, "### synthetic-small: SR 3.30-3.70 TeV")
+    header, rows = table[0], table[1:]
+    assert header[:6] == ["method", "N_sig", "S in SR", "S/B", "S/√B", "seeds"]
+    radot = next(r for r in rows if r[0] == "radot-projection" and r[1] == "1000")
+    assert re.fullmatch(r"\d+\.\d\d ±\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", radot[6]), radot[6]
+    assert radot[3].endswith("%") and float(radot[4]) > 0
 
 
-def test_several_profiles_of_one_method_get_their_own_rows(records):
-    doubled = records + [replace(r, profile="paper") for r in records if r.method == "radot"]
-    labelled = label_profiles(doubled)
-    assert {"radot:fast", "radot:paper", "sigma-context"} <= {r.method for r in labelled}
+def test_fewer_than_three_seeds_are_never_called_a_band(tmp_path, old):
+    doc = build_report(old, tmp_path, figures=False)
+    markdown = doc.write_markdown(tmp_path / "report.md").read_text()
+    assert "store no statistical errors (schema 1" in markdown
+    assert "2 seeds per point: below 3 seeds no 16-84% band is given" in markdown
+    table = _table_after(markdown, "### synthetic-small: SR 3.30-3.70 TeV")
+    metric_cells = [cell for row in table[1:] for cell in row[6:11] if cell != "-"]
+    assert metric_cells and not any("[" in cell for cell in metric_cells)
+    assert all("{" in cell and "±" not in cell for cell in metric_cells)
+    # the SIC curves then draw each seed, no 16-84% band
+    fig = sic_and_rejection(old, "synthetic-small", "3.30-3.70")
+    assert not any(ax.collections for ax in fig.axes)
 
 
-@pytest.mark.parametrize("make", [
-    lambda rs: figures.sic_curves(rs, 1000), lambda rs: figures.max_sic_vs_nsig(rs),
-    lambda rs: figures.timing_bars(rs), lambda rs: figures.fidelity(rs),
-    lambda rs: figures.feature_histograms(rs, "sigma-context", 1000), lambda rs: figures.amortisation_plot(rs),
-])
-def test_figures_come_from_stored_records(records, make):
-    fig = make(records)
-    assert fig.axes and all(ax.has_data() for ax in fig.axes if ax.get_visible() and ax.axison)
+# --------------------------------------------------------------------------- item 1: who wins, first
+def test_summary_puts_methods_against_sr_and_nsig_with_the_best_in_bold(new):
+    summary = summary_table(new, "synthetic-small")
+    header, rows = summary.header, {row[0]: row for row in summary.body}
+    assert set(rows) == {"radot-projection", "sigma-context", "idealized", "supervised"}
+    assert header[0] == "method" and header[-1] == "time of a 10-SR scan"
+    assert summary.columns == [(w, n) for w in ("3.30-3.70", "3.50-3.90") for n in (1000, 2000)]
+    assert header[1].startswith("SR 3.30-3.70 · N_sig 1000 (S/B ") and header[1].endswith("%)")
+    perf = {(r.method, r.window, r.n_sig): r for r in performance_rows(new)}
+    for j, (window, n_sig) in enumerate(summary.columns, 1):
+        tested = {m: perf[(m, window, n_sig)]["max_sic"] for m in ("radot-projection", "sigma-context")}
+        best = max(tested, key=lambda m: tested[m].median)
+        assert summary.leaders[j - 1].best == best
+        assert sum(row[j].startswith("**") for row in summary.body) == 1 and rows[best][j].startswith("**")
+        assert rows[best][j].startswith(f"**{tested[best].median:.2f} ± {tested[best].total:.2f}**")
+        fraction = tested[best].median / perf[("idealized", window, n_sig)]["max_sic"].median
+        assert rows[best][j].endswith(f"({fraction:.0%})")
+        assert not rows["idealized"][j].endswith("%)")  # idealized is the 100%
+    assert re.fullmatch(r".+ \(.+ \+ 10 × .+\)", rows["sigma-context"][-1])  # training once + 10 x per SR
+    assert re.fullmatch(r".+ \(10 × .+\)", rows["radot-projection"][-1])
 
 
-class _Images(HTMLParser):
+def test_summary_comes_first(written):
+    _, markdown, _ = written
+    headings = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Summary: who wins"
+    assert headings.index("## Summary: who wins") < headings.index("## Performance per signal region")
+
+
+# --------------------------------------------------------------------------- item 2: one SR per panel
+def test_every_table_and_figure_is_one_dataset_and_one_sr(written, new):
+    directory, markdown, _ = written
+    assert "### synthetic-small: SR 3.30-3.70 TeV" in markdown and "### synthetic-small: SR 3.50-3.90 TeV" in markdown
+    for window in ("3.30-3.70", "3.50-3.90"):
+        fig = sic_and_rejection(new, "synthetic-small", window)
+        assert fig.get_suptitle() == f"adbench: synthetic-small, SR {window} TeV"
+    fig = metrics_vs_nsig(new, "synthetic-small")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert sorted(set(titles)) == ["synthetic-small: SR 3.30-3.70 TeV", "synthetic-small: SR 3.50-3.90 TeV"]
+
+
+def test_a_directory_mixing_datasets_is_split_and_flagged(tmp_path, old, new):
+    mixed = [replace(r, dataset="lhcolike") for r in old] + new
+    doc = build_report(mixed, tmp_path, figures=False)
+    markdown = doc.write_markdown(tmp_path / "report.md").read_text()
+    notes = [line for line in markdown.splitlines() if "This directory mixes 2 datasets" in line]
+    assert notes == ["> **Note:** This directory mixes 2 datasets (lhcolike, synthetic-small): every table and "
+                     "figure is split by dataset; nothing is pooled over them."]
+    assert "### lhcolike: SR 3.30-3.70 TeV" in markdown and "### synthetic-small: SR 3.30-3.70 TeV" in markdown
+    assert "\n### lhcolike\n" in markdown and "\n### synthetic-small\n" in markdown  # one summary per dataset
+    summary = summary_table(mixed, "lhcolike")
+    assert {row[0] for row in summary.body} == {"radot-projection", "sigma-context", "idealized", "supervised"}
+
+
+def test_dropped_lines_are_reported(tmp_path):
+    lines = NEW.read_text().splitlines()
+    lines[3] = lines[3][: len(lines[3]) // 2]  # a torn line
+    lines.insert(10, "not json")
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    store = ResultStore(tmp_path)
+    records = latest_records(store.load())
+    assert store.skipped_lines == [4, 11]
+    doc = build_report(records, tmp_path, store.skipped_lines, figures=False)
+    markdown = doc.write_markdown(tmp_path / "report.md").read_text()
+    assert "2 unreadable lines of `results.jsonl` (line 4, 11) were dropped" in markdown
+
+
+# --------------------------------------------------------------------------- item 3: the field's plots
+def test_sic_and_rejection_curves_per_nsig_with_words_on_the_axes(new):
+    fig = sic_and_rejection(new, "synthetic-small", "3.30-3.70")
+    n_sigs = sorted({r.n_sig for r in new if r.n_sig > 0})
+    assert len(fig.axes) == 2 * len(n_sigs)
+    top, bottom = fig.axes[0], fig.axes[len(n_sigs)]
+    assert "SIC" in top.get_ylabel() and bottom.get_yscale() == "log"
+    assert "rejection" in bottom.get_ylabel() and "Signal efficiency" in bottom.get_xlabel()
+    assert any(ax.collections for ax in fig.axes)  # 3 seeds: 16-84% bands
+    texts = " ".join(texts_of(fig))
+    assert not any(raw in texts for raw in RAW_FIELD_NAMES)
+    # the references are dashed
+    styles = {line.get_label(): line.get_linestyle() for line in bottom.get_lines()}
+    assert styles["idealized"] == "--" and styles["supervised"] == "--" and styles["sigma-context"] == "-"
+
+
+def test_max_sic_versus_nsig_has_an_s_over_b_axis_error_bars_and_marks_thin_tests(new, old):
+    fig = metrics_vs_nsig(new, "synthetic-small")
+    texts = texts_of(fig)
+    assert "S/B in the SR [%]" in texts and "Maximum SIC" in texts
+    assert any("Injected signal events" in t for t in texts)
+    assert not any(raw in " ".join(texts) for raw in RAW_FIELD_NAMES)
+    main = [ax for ax in fig.axes if ax.get_ylabel() == "Maximum SIC"]
+    assert main and all(ax.containers for ax in main)  # error bars
+    # the schema-1 fixture's test set is small: SIC at FPR 1e-3 rests on < 25 events -> open markers
+    fig = metrics_vs_nsig(old, "synthetic-small")
+    assert any("fewer than 25 test bkg events" in t for t in texts_of(fig))
+    open_markers = [line for ax in fig.axes for line in ax.get_lines() if line.get_markerfacecolor() == "white"]
+    assert open_markers
+
+
+def test_figures_are_saved_as_png_and_pdf(written):
+    directory, markdown, _ = written
+    images = re.findall(r"\]\((report_files/[^)]+)\.png\)", markdown)
+    assert len(images) >= 8
+    assert not (directory / "report_files" / "sic_curves.png").exists()  # an older layout's figure is gone
+    assert len(list((directory / "report_files").iterdir())) == 2 * len(images)
+    for image in images:
+        assert (directory / f"{image}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (directory / f"{image}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert f"({image}.pdf)" in markdown
+
+
+# --------------------------------------------------------------------------- item 4: data versus template
+def test_data_versus_template_histograms(new):
+    window = signal_window(new, "synthetic-small")
+    assert window == "3.30-3.70"  # the SR holding the signal
+    record = sample_record(new, "synthetic-small", window, "sigma-context", 1000)
+    fig = feature_histograms(record)
+    n = len(record.histograms)
+    tops, ratios = fig.axes[:n], fig.axes[n:]
+    assert all(ax.get_yscale() == "log" for ax in tops)
+    assert all(ax.get_ylim() == (0.5, 1.5) for ax in ratios) and "template" in ratios[0].get_ylabel()
+    assert ratios[0].get_xlabel() == "Lighter jet mass $m_{J1}$ [TeV]"
+    assert "[TeV]" in ratios[1].get_xlabel()
+    legend = [t.get_text() for t in tops[0].get_legend().get_texts()]
+    assert legend == ["true background", "template", "SR data", "data - true bkg (signal)"]
+    assert f"SR {window} TeV" in fig.get_suptitle() and "S/B" in fig.get_suptitle()
+    # a record that stores the signal's own histogram gets it overlaid instead of the excess
+    hists = {name: {**h, "signal": h["background"]} for name, h in record.histograms.items()}
+    fig = feature_histograms(replace(record, histograms=hists))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "signal" in legend and "data - true bkg (signal)" not in legend
+
+
+# --------------------------------------------------------------------------- item 5: timing
+def test_timing_bars_are_linear_and_draw_a_shared_training_once(new):
+    rows = [row for row in timing_rows(new) if row.dataset == "synthetic-small"]
+    assert training_groups(rows) == [(["sigma-context"], rows[[r.method for r in rows].index("sigma-context")]
+                                      .shared_fit_s)]
+    fig = timing_bars(new, "synthetic-small")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels.count("training once (sigma-context)") == 1
+    assert "sigma-context: per SR" in labels and "Wall-clock time" in ax.get_xlabel()
+
+
+def test_shared_training_of_several_methods_is_one_bar(new):
+    """v_data and the SIGMA variants share one training: one bar names them all."""
+    sigma = [r for r in new if r.method == "sigma-context"]
+    linear = [replace(r, method="sigma-linear", shared_fit_from="sigma-context") for r in sigma]
+    rows = [row for row in timing_rows(new + linear) if row.dataset == "synthetic-small"]
+    groups = training_groups(rows)
+    assert [methods for methods, _ in groups] == [["sigma-context", "sigma-linear"]]
+
+
+def _row(method: str, per_window: bool, once: float, per_sr: float) -> TimingRow:
+    return TimingRow("d", method, "", per_window, math.nan if per_window else once, [] if per_window else [method],
+                     per_sr, per_sr, 0.0, 1.0, ["CPU"], 1, 1)
+
+
+def test_amortisation_extrapolates_with_integer_windows_and_the_crossover():
+    once, retrained = _row("sigma-context", False, 100.0, 1.0), _row("cathode", True, 0.0, 30.0)
+    assert crossover(once, retrained) == pytest.approx(100 / 29)
+    assert crossover(retrained, once) is None and crossover(once, _row("idealized", True, 0.0, 0.5)) is None
+    assert crossovers([once, retrained]) == [("sigma-context", "cathode", pytest.approx(100 / 29))]
+    assert once.scan_seconds(10) == 110 and retrained.scan_seconds(10) == 300
+
+
+def test_amortisation_figure(new):
+    fig = amortisation_plot(new, "synthetic-small")
+    ax = fig.axes[0]
+    assert ax.get_xlim() == (0, 20)
+    ticks = [t for t in ax.get_xticks() if 0 <= t <= 20]
+    assert all(float(t).is_integer() for t in ticks)
+    assert ax.get_xlabel() == "Number of signal regions K" and ax.get_yscale() == "linear"
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    expected = [f"{a} cheaper than {b} from K = {math.floor(k) + 1}" for a, b, k in
+                crossovers([row for row in timing_rows(new) if row.method in ("sigma-context", "radot-projection")])]
+    assert all(label in labels for label in expected)
+
+
+# --------------------------------------------------------------------------- item 6: published, like for like
+def test_published_numbers_never_stand_beside_synthetic_data(written, new):
+    _, markdown, _ = written
+    comparison = compare(new)
+    assert comparison.performance == [] and comparison.timing == []
+    assert any("synthetic-small" in reason for reason in comparison.left_out)
+    assert "| published |" not in markdown and "No published value is comparable with this run." in markdown
+
+
+def test_published_comparison_is_like_for_like(new):
+    lhco = [replace(r, dataset="lhco") for r in new]
+    comparison = compare(lhco)
+    methods = {(row[1], row[2], row[3]) for row in comparison.performance}
+    # BDT, 5 features: the reference scores at N_sig 1000; CATHODE's MLP numbers are left out
+    assert ("idealized", "SIC @ FPR 1e-3", "1000") in methods and ("supervised", "SIC @ FPR 1e-3", "1000") in methods
+    assert all(row[1] != "radot-projection" for row in comparison.performance)  # a variant: not the paper's method
+    assert any("an MLP on 4 features" in reason for reason in comparison.left_out)
+    row = next(row for row in comparison.performance if row[1] == "idealized")
+    assert row[6] == "10.7" and row[7] == f"≈{format_percent(0.75 * 1000 / 121_339)}" and row[11].startswith("LHCO")
+    # CPU timings are not compared with the papers' GPU timings; GPU ones are
+    assert comparison.timing == [] and any("CPU" in reason for reason in comparison.left_out)
+    paper_radot = [replace(r, method="radot", variant="", device="NVIDIA H100 (CUDA 12.8)") for r in lhco
+                   if r.method == "radot-projection"]
+    comparison = compare(paper_radot)
+    assert comparison.timing and comparison.timing[0][4] == "10 min per SR" and "H100" in comparison.timing[0][3]
+
+
+# --------------------------------------------------------------------------- item 7: interactive HTML
+class _Html(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.sources: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+        self.tables: list[str] = []
 
     def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
         if tag == "img":
-            self.sources.append(dict(attrs)["src"])
+            self.images.append(attrs["src"])
+        if tag in ("script", "link", "img") and any(str(attrs.get(k, "")).startswith(("http", "//"))
+                                                    for k in ("src", "href")):
+            self.external.append(tag)
+        if tag == "table":
+            self.tables.append(attrs.get("class", ""))
 
 
-def test_report_markdown_and_self_contained_html(tmp_path):
-    shutil.copy(FIXTURE, tmp_path / "results.jsonl")
-    paths = write_report(tmp_path)
-    markdown = paths["markdown"].read_text()
-    for heading in ("## Performance", "## Timing", "## Figures", "## Amortisation", "## Environment"):
-        assert heading in markdown
-    assert "| synthetic-small | 3.30-3.70 | radot | 1000 (724) | 2 |" in markdown
-    assert "19.5 s (training once) + 1.6 s per SR" in markdown
-    assert "Made on CPU only (no GPU was used)" in markdown
-    idealized_row = next(line for line in markdown.splitlines() if "| 3.30-3.70 | idealized | 1000 (724)" in line)
-    assert "‡" in idealized_row and idealized_row.endswith("| 0.5 [0.5, 0.5] |")
-    assert "‡ the template has fewer events than the SR data" in markdown
+def test_html_is_self_contained_with_sortable_tables(written):
+    _, markdown, html = written
+    parser = _Html()
+    parser.feed(html)
+    assert parser.external == []
+    assert parser.tables and all(cls == "sortable" for cls in parser.tables)
+    assert "<script>" in html and "addEventListener('click'" in html
     images = re.findall(r"\]\((report_files/[^)]+\.png)\)", markdown)
-    assert len(images) >= 8 and all((tmp_path / image).is_file() for image in images)
-
-    parser = _Images()
-    parser.feed(paths["html"].read_text())
-    assert len(parser.sources) == len(images)
-    for source in parser.sources:
+    assert len(parser.images) == len(images)
+    for source in parser.images:
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<b>" in html  # the summary's best methods
 
 
-def test_a_variant_profile_carries_its_own_name(records):
-    """RAD-OT's fast profile (projection-ordered batches, an adbench addition) is not the published
-    method: its rows are named by the variant and get no published value beside them."""
-    renamed = [replace(r, variant="radot-projection", dataset="lhco") if r.method == "radot" else r for r in records]
-    labelled = label_profiles(renamed)
-    assert "radot-projection" in {r.method for r in labelled} and "radot" not in {r.method for r in labelled}
-    rows = [row for row in performance_rows(labelled) if row["method"] == "radot-projection"]
-    assert rows and all(row["published_sic_1e3"] is None for row in rows)
+# --------------------------------------------------------------------------- variants and template sizes
+def test_variant_and_template_size_are_shown(written):
+    _, markdown, _ = written
+    methods = _table_after(markdown, "## Methods")
+    radot = next(row for row in methods[1:] if row[0] == "radot-projection")
+    assert "variant `radot-projection` (an adbench addition, not the published method)" in radot[1]
+    assert radot[6].startswith("4; distinct source events:")
+    table = _table_after(markdown, "### synthetic-small: SR 3.30-3.70 TeV")
+    cell = next(row for row in table[1:] if row[0] == "radot-projection")[11]
+    assert re.fullmatch(r"4\.0 \(\d\.\d\)", cell), cell
+
+
+def test_several_profiles_of_one_method_get_their_own_rows(new):
+    raw = latest_records(json_records(NEW))
+    doubled = raw + [replace(r, profile="paper", variant="") for r in raw if r.method == "radot"]
+    labelled = label_profiles(doubled)
+    assert {"radot-projection", "radot", "sigma-context"} <= {r.method for r in labelled}
+
+
+def json_records(path: Path) -> list:
+    from adbench.results import Record
+
+    return [Record.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_fidelity_figure_has_one_panel_per_sr_and_the_null_band(new):
+    fig = fidelity(new, "synthetic-small")
+    assert len(fig.axes) == 2
+    assert all(ax.patches for ax in fig.axes)  # the null's +-2 sigma band (schema 2 stores it)
+
+
+def _table_after(markdown: str, heading: str) -> list[list[str]]:
+    """The first Markdown table after ``heading``, as rows of cells (header first)."""
+    lines = markdown.splitlines()
+    start = lines.index(heading)
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("|"):
+            if set(line) <= {"|", "-"}:
+                continue
+            rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+        elif rows:
+            break
+    return rows

@@ -25,6 +25,7 @@ from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
+from adbench.progress import progress
 from adbench.windows import Window
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,12 @@ class RadOT(BackgroundModel):
         except ImportError:
             raise ConfigError("radot needs POT: pip install 'adbench[ot]'") from None
         max_iter = int(self.config.emd_max_iter)
-        with ThreadPoolExecutor(max_workers=min(self._threads(), len(jobs))) as pool:
-            results = list(pool.map(lambda job: emd_permutation(*job, max_iter), jobs))
+        results = []
+        with ThreadPoolExecutor(max_workers=min(self._threads(), len(jobs))) as pool, \
+                progress("OT batches", len(jobs)) as tick:
+            for result in pool.map(lambda job: emd_permutation(*job, max_iter), jobs):
+                results.append(result)
+                tick()
         self.not_converged_ = sum(not ok for _, ok in results)
         if self.not_converged_:
             log.warning(

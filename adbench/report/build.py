@@ -1,17 +1,23 @@
-"""Assemble the report document from records."""
+"""Assemble the report document from records: the summary first, then the details per dataset and
+signal region, figures, timing, the published comparison, failures and the environment."""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from adbench.report import figures
+from adbench.report import fig_samples, fig_sensitivity, fig_timing
+from adbench.report.comparison import PERFORMANCE_HEADER, TIMING_HEADER, compare
 from adbench.report.document import Document
+from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_percent, format_seconds
+from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.tables import (
-    amortisation,
-    format_seconds,
+    PerformanceRow,
+    facets,
+    infer_variants,
+    is_reference,
     label_profiles,
     method_order,
     performance_rows,
@@ -19,146 +25,314 @@ from adbench.report.tables import (
 )
 from adbench.results import Record
 
-HOW_TO_READ = (
-    "How to read: every number is the median over seeds with the 16% and 84% quantiles in brackets. "
-    "SIC = TPR / sqrt(FPR) on the labelled SR test set (held-out signal and background never used for "
-    "training); max SIC is taken where at least `min_bkg` test background events pass (default 25, "
-    "at most 20% relative uncertainty). AUC is signal versus background on the test set. Fidelity AUC "
-    "is a classifier's AUC separating the template from true SR background (0.5: indistinguishable); "
-    "template-data AUC separates the template from the SR data (it rises with the signal a good "
-    "template does not contain). Template / SR is the number of template events per SR data event "
-    "(the run's template size, `--template-size`, 4 by default). Published values are from the papers, made on the "
-    "real LHCO data with their own classifiers; they are shown only for datasets of LHCO size (lhco, lhcolike, "
-    "synthetic), where an N_sig means the same signal fraction: compare trends, not decimals."
-)
+HOW_TO_READ = [
+    "**Value ±stat [16%, 84%]**: the median over seeds; ±stat is the statistical error of one seed's value "
+    "from the finite test set (a bootstrap of the test set; for the AUCs of templates the calibrated null's "
+    "standard deviation); the brackets are the 16% and 84% quantiles over seeds, given only from "
+    f"{MIN_SEEDS_FOR_BAND} seeds on. With two seeds both values stand in braces {{a, b}}, with one the value alone.",
+    "**Value ± total** (summary, comparison, error bars): the statistical error and the seeds' standard "
+    "deviation added in quadrature, the uncertainty of one run's value.",
+    "**SIC** = TPR / sqrt(FPR) on the labelled SR test set (held-out signal and background never used for "
+    "training); max SIC is taken where at least `min_bkg` test background events pass (25: at most 20% "
+    "relative uncertainty). **S/B** and **S/√B**: injected signal over background events in the SR data: "
+    "compare datasets of different size at equal S/B, not equal N_sig.",
+    "**Fidelity AUC** separates the template from the true SR background (0.5: indistinguishable); "
+    "**template-data AUC** separates it from the SR data (it rises with the signal a good template does not "
+    "contain). **Template / SR**: template events per SR data event (`--template-size`); in brackets the "
+    "distinct source events per SR data event where the template reuses events (RAD-OT's sideband pairs).",
+    "Method names: a profile that changes the method itself carries its own name (e.g. `radot-projection`, "
+    "an adbench variant, not the published method); a method run under several profiles is `method:profile`. "
+    "idealized (true background as the template) and supervised (truth labels) are references, drawn dashed.",
+]
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text)
 
 
 def _choose_nsig(records: list[Record]) -> int:
-    n_sigs = sorted({r.n_sig for r in records})
+    n_sigs = sorted({r.n_sig for r in records if r.n_sig > 0}) or sorted({r.n_sig for r in records})
     return min(n_sigs, key=lambda n: (abs(n - 1000), -n))
 
 
-def _time_text(row: dict[str, Any]) -> str:
-    per_sr = format_seconds(row["per_sr_s"].median)
-    if row["per_window"]:
-        return f"{per_sr} per SR"
-    shared = format_seconds(row["shared_fit_s"].median) if row["shared_fit_s"] else "-"
-    reused = f" (shared with {', '.join(row['shared_fit_reused_from'])})" if row["shared_fit_reused_from"] else ""
-    return f"{shared} (training once){reused} + {per_sr} per SR"
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def build_report(records: list[Record], directory: Path | None = None) -> Document:
-    records = label_profiles(records)
-    ok = [r for r in records if r.status == "ok"]
-    failed = [r for r in records if r.status != "ok"]
+def build_report(records: list[Record], directory: Path | None = None, skipped_lines: Sequence[int] = (),
+                 figures: bool = True) -> Document:
+    """The report of ``records`` (the latest record of each task); ``skipped_lines`` are the line numbers
+    of the results file that could not be read; ``figures=False`` gives the text and tables only."""
+    raw = infer_variants(records)
+    records = label_profiles(raw)
+    ok = [r for r in records if r.ok]
+    failed = [r for r in records if not r.ok]
     datasets = sorted({r.dataset for r in records})
     doc = Document(f"adbench report: {', '.join(datasets)}")
-    windows = sorted({r.window for r in records})
-    n_sigs = sorted({r.n_sig for r in records})
-    seeds = sorted({r.seed for r in records})
-    devices = sorted({r.device for r in records})
-    profiles = sorted({r.profile for r in records})
-    doc.paragraph(
-        f"{len(ok)} finished and {len(failed)} failed tasks: methods {', '.join(method_order(records))}; "
-        f"signal regions {', '.join(windows)} TeV; N_sig {', '.join(map(str, n_sigs))}; seeds "
-        f"{', '.join(map(str, seeds))}; profile {', '.join(profiles)}; hardware: {'; '.join(devices)}."
-    )
-    if devices and all(str(d).startswith("CPU") for d in devices):
-        doc.paragraph(
-            "Made on CPU only (no GPU was used): the timings are CPU timings, not comparable with the "
-            "published GPU figures beside them; the profile decides how close the models are to the papers'."
-        )
-    doc.paragraph(HOW_TO_READ)
+    _overview(doc, records, ok, failed, datasets, skipped_lines)
 
-    doc.heading("Performance")
-    header = ["dataset", "SR", "method", "N_sig (in SR)", "seeds", "max SIC", "published", "SIC @ FPR 1e-3",
-              "published", "AUC", "fidelity AUC", "template-data AUC", "template / SR"]
-    rows = []
-    performance = performance_rows(records)
-    small = [row["template_ratio"].n > 0 and row["template_ratio"].median < 1.0 for row in performance]
-    def pub(row: dict[str, Any], key: str) -> str:
-        return "-" if row[key] is None else f"{row[key]:.1f}"
+    doc.heading("Summary: who wins")
+    for dataset in datasets:
+        _summary(doc, records, dataset, several=len(datasets) > 1)
+    _methods(doc, raw, records)
+    doc.heading("How to read")
+    doc.bullets(HOW_TO_READ)
 
-    for row, template_small in zip(performance, small, strict=True):
-        rows.append([
-            row["dataset"], row["window"], row["method"], f"{row['n_sig']} ({row['n_sig_sr'].median:.0f})",
-            f"{row['seeds']}" + (f" ({row['failed']} failed)" if row["failed"] else ""),
-            row["max_sic"].text() + (" ‡" if template_small else ""), pub(row, "published_max_sic"),
-            row["sic_1e3"].text() + ("" if row["sic_at_1e-3_reliable"] else " †"), pub(row, "published_sic_1e3"),
-            row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
-            row["template_ratio"].text(1),
-        ])
-    doc.table(header, rows)
-    if any(not row["sic_at_1e-3_reliable"] for row in performance):
-        doc.paragraph(
-            "† fewer than `min_bkg` (25) test background events pass at FPR 1e-3 (the test set is too "
-            "small): this SIC rests on a handful of events and can exceed the max SIC, which is only "
-            "taken where at least `min_bkg` events pass. Compare max SIC instead."
-        )
-    if any(small):
-        doc.paragraph(
-            "‡ the template has fewer events than the SR data (template / SR below 1): the classifier is "
-            "then limited by the template's statistics and finds less signal than a larger template of the "
-            "same quality would. The idealized template is the held-out true background, whose size the "
-            "dataset fixes: where it is marked, idealized is no upper bound on the other methods."
-        )
+    rows = performance_rows(records)
+    doc.heading("Performance per signal region")
+    for dataset, window in facets(ok):
+        facet = [row for row in rows if (row.dataset, row.window) == (dataset, window)]
+        doc.heading(f"{dataset}: SR {window} TeV", level=3)
+        doc.table(_PERFORMANCE_HEADER, [_performance_cells(row) for row in facet])
+    _footnotes(doc, rows)
 
-    doc.heading("Timing")
-    doc.paragraph(
-        "Wall-clock time in the seeds' form: training once (methods trained on all data, reused for every "
-        "window) plus the time per signal region (per-window training + template sampling). The shared "
-        "classifier's time is listed apart: it is the same for every method. Device work is synchronised "
-        "before each clock reading."
-    )
-    t_rows = []
-    for row in timing_rows(records):
-        t_rows.append([
-            row["method"], row["family"], _time_text(row), format_seconds(row["fit_window_s"].median),
-            format_seconds(row["sample_s"].median), format_seconds(row["classify_s"].median),
-            row["published"] or "-", "; ".join(row["devices"]),
-        ])
-    doc.table(["method", "generative model", "adbench (median)", "fit per SR", "template per SR",
-               "classifier per SR", "published", "hardware"], t_rows)
-
-    if ok:
-        n_sig = _choose_nsig(ok)
-        doc.heading("Figures")
-        doc.figure("sic_curves", figures.sic_curves(ok, n_sig),
-                   f"SIC curves at N_sig = {n_sig} (median over seeds, 16-84% band)")
-        if len({r.n_sig for r in ok}) > 1:
-            doc.figure("max_sic_vs_nsig", figures.max_sic_vs_nsig(ok), "Max SIC versus injected signal")
-            doc.figure("sic_1e-3_vs_nsig", figures.max_sic_vs_nsig(ok, "sic_1e3"),
-                       "SIC at FPR 1e-3 versus injected signal")
-        doc.figure("timing", figures.timing_bars(ok), "Training once and time per SR (log scale)")
-        if any(np.isfinite(r.fidelity_auc) for r in ok):
-            doc.figure("fidelity", figures.fidelity(ok), "Template fidelity AUC per method (0.5 = perfect template)")
-        doc.heading("Samples: data versus template in the SR")
-        for method in method_order(ok):
-            if any(r.method == method and r.histograms and r.n_sig == n_sig for r in ok):
-                doc.figure(f"samples_{method}", figures.feature_histograms(ok, method, n_sig),
-                           f"{method}: SR data, template and true background (normalised)")
-        doc.heading("Amortisation: total time of a scan")
-        scan_lengths = {m: len(p) - 1 for m, p in amortisation(ok).items()}
-        if max(scan_lengths.values()) > 1:
-            doc.figure("amortisation", figures.amortisation_plot(ok),
-                       "Measured cumulative time (shared training + per-SR fit, template and classifier) over a scan")
-        else:
-            doc.paragraph("One signal region only: run with `--scan START,STOP,WIDTH` to measure how the cost "
-                          "grows with the number of signal regions.")
-
+    if ok and figures:
+        _figures(doc, ok, datasets)
+    _timing(doc, ok, datasets, figures)
+    _published(doc, records)
     if failed:
         doc.heading("Failures")
-        doc.table(["method", "SR", "N_sig", "seed", "reason"],
-                  [[r.method, r.window, str(r.n_sig), str(r.seed), str(r.error)] for r in failed])
+        doc.table(["dataset", "method", "SR", "N_sig", "seed", "reason"],
+                  [[r.dataset, r.method, r.window, str(r.n_sig), str(r.seed), str(r.error)] for r in failed])
+    _environment(doc, records, directory)
+    return doc
 
+
+def _overview(doc: Document, records: list[Record], ok: list[Record], failed: list[Record], datasets: list[str],
+              skipped_lines: Sequence[int]) -> None:
+    seeds = sorted({r.seed for r in records})
+    devices = sorted({r.device for r in records})
+    doc.paragraph(
+        f"{len(ok)} finished and {len(failed)} failed tasks: methods {', '.join(method_order(records))}; "
+        f"signal regions {', '.join(dict.fromkeys(w for _, w in facets(records)))} TeV; "
+        f"N_sig {', '.join(map(str, sorted({r.n_sig for r in records})))}; seeds {', '.join(map(str, seeds))}; "
+        f"profile {', '.join(sorted({r.profile for r in records}))}; hardware: {'; '.join(devices)}."
+    )
+    if skipped_lines:
+        lines = ", ".join(map(str, skipped_lines[:10])) + (", ..." if len(skipped_lines) > 10 else "")
+        doc.note(f"{_count(len(skipped_lines), 'unreadable line')} of `results.jsonl` (line {lines}) "
+                 "were dropped: the seed counts below leave those records out. Rerun the same command to redo them.")
+    if len(datasets) > 1:
+        doc.note(f"This directory mixes {len(datasets)} datasets ({', '.join(datasets)}): every table and figure "
+                 "is split by dataset; nothing is pooled over them.")
+    if failed:
+        doc.note(f"{_count(len(failed), 'task')} failed (see Failures): their rows count only the finished seeds.")
+    no_errors = [r for r in ok if not r.stat_errors]
+    if no_errors:
+        which = "These records" if len(no_errors) == len(ok) else f"{len(no_errors)} of {len(ok)} records"
+        why = ("schema 1, written before adbench computed them" if all(r.schema < 2 for r in no_errors)
+               else "written without the test-set bootstrap")
+        doc.note(f"{which} store no statistical errors ({why}): their uncertainties are the spread over seeds only.")
+    per_point = [len(v) for v in _by_point(ok).values()]
+    if per_point and min(per_point) < MIN_SEEDS_FOR_BAND:
+        spread = f"{min(per_point)}" if min(per_point) == max(per_point) else f"{min(per_point)} to {max(per_point)}"
+        doc.note(f"{spread} seeds per point: below {MIN_SEEDS_FOR_BAND} seeds no "
+                 "16-84% band is given (the seeds' values are shown instead); run more seeds for bands.")
+    if devices and all(str(d).startswith("CPU") for d in devices):
+        doc.paragraph("Made on CPU only (no GPU was used): the timings are CPU timings, not comparable with "
+                      "published GPU figures (which the report therefore does not set beside them).")
+
+
+def _by_point(records: list[Record]) -> dict[tuple, list[Record]]:
+    out: dict[tuple, list[Record]] = {}
+    for r in records:
+        out.setdefault((r.dataset, r.window, r.method, r.n_sig), []).append(r)
+    return out
+
+
+def _summary(doc: Document, records: list[Record], dataset: str, several: bool) -> None:
+    summary = summary_table(records, dataset)
+    header, body, leaders = summary.header, summary.body, summary.leaders
+    if several:
+        doc.heading(dataset, level=3)
+    if len(header) <= 2:
+        doc.paragraph(f"No injected signal on `{dataset}` (N_sig = 0 only): nothing to find, see the fidelity below.")
+        return
+    doc.paragraph(
+        f"Max SIC on `{dataset}` (median ± total uncertainty over seeds; in brackets as a fraction of "
+        "idealized); bold: the best method under test in each column. Last column: the time of a "
+        f"{SCAN_WINDOWS}-SR scan from the measured medians, training once + {SCAN_WINDOWS} × (fit + template per "
+        "SR); the shared classifier, the same for every method, is left out."
+    )
+    doc.table(header, body)
+    if any("‡" in cell for row in body for cell in row):
+        doc.paragraph("‡ a template smaller than the SR data: where idealized is marked, its held-out background is "
+                      "small, it is no upper bound and fractions above 100% are possible.")
+    doc.bullets([
+        f"{leader.column}: **{leader.best}** {leader.value}"
+        + (f"; within its uncertainty: {', '.join(leader.close)}" if leader.close else "; clear of the others")
+        for leader in leaders
+    ])
+
+
+def _methods(doc: Document, raw: list[Record], labelled: list[Record]) -> None:
+    """One row per method label: what runs under it (registered method, profile, variant)."""
+    doc.heading("Methods")
+    registered = {label.method: record.method for record, label in zip(raw, labelled, strict=True)}
+    rows = []
+    for method in method_order(labelled):
+        rs = [r for r in labelled if r.method == method]
+        r = rs[0]
+        templates = [x for x in rs if x.ok and x.n_template > 0]
+        size = "-"
+        if templates:
+            requested = sorted({x.template_size for x in templates if math.isfinite(x.template_size)})
+            size = "/".join(f"{s:g}" for s in requested) or "not recorded"
+            distinct = [x.n_template_sources / x.n_template for x in templates if x.n_template_sources > 0]
+            if distinct and min(distinct) < 0.99:
+                size += f"; distinct source events: {min(distinct):.0%}-{max(distinct):.0%} of the template"
+        what = registered[method]
+        if r.variant:
+            what += f", variant `{r.variant}` (an adbench addition, not the published method)"
+            if r.method_info.get("variant_inferred"):
+                what += "; named from today's preset (the records predate variant names)"
+        rows.append([
+            method, what, r.profile, r.family or "-", "per SR" if r.per_window else "once",
+            ", ".join(sorted({x.mass_sampler.partition(" (")[0] for x in templates if x.mass_sampler})) or "-", size,
+            f"{len(r.features)}: {', '.join(r.features)}" if r.features else "-",
+        ])
+    doc.table(["label", "method", "profile", "family", "trained", "SR masses", "template / SR data", "features"],
+              rows)
+
+
+_PERFORMANCE_HEADER = ["method", "N_sig", "S in SR", "S/B", "S/√B", "seeds", "max SIC", "SIC @ FPR 1e-3", "AUC",
+                       "fidelity AUC", "template-data AUC", "template / SR"]
+
+
+def _performance_cells(row: PerformanceRow) -> list[str]:
+    small = math.isfinite(row.template_ratio) and row.template_ratio < 1.0
+    ratio = "-" if not math.isfinite(row.template_ratio) else f"{row.template_ratio:.1f}"
+    if math.isfinite(row.distinct_ratio) and row.distinct_ratio < 0.99 * row.template_ratio:
+        ratio += f" ({row.distinct_ratio:.1f})"
+    return [
+        row.method, str(row.n_sig), f"{row.n_sig_sr:.0f}", format_percent(row.s_over_b),
+        f"{row.s_over_sqrt_b:.2f}" if math.isfinite(row.s_over_sqrt_b) else "-",
+        f"{row.seeds}" + (f" ({row.failed} failed)" if row.failed else ""),
+        row["max_sic"].text() + (" ‡" if small else ""),
+        row["sic_1e3"].text() + ("" if row.sic_1e3_reliable else " †"),
+        row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
+        ratio + (" ‡" if small else ""),
+    ]
+
+
+def _footnotes(doc: Document, rows: list[PerformanceRow]) -> None:
+    if any(not row.sic_1e3_reliable for row in rows):
+        doc.paragraph(
+            "† fewer than `min_bkg` (25) test background events pass at FPR 1e-3 (the test set is too small): "
+            "this SIC rests on a handful of events and can exceed the max SIC, which is only taken where at "
+            "least `min_bkg` events pass. Compare max SIC instead."
+        )
+    if any(math.isfinite(row.template_ratio) and row.template_ratio < 1.0 for row in rows):
+        doc.paragraph(
+            "‡ the template has fewer events than the SR data (template / SR below 1): the classifier is then "
+            "limited by the template's statistics and finds less signal than a larger template of the same "
+            "quality would. Where idealized is marked, its held-out background is small and it is no upper bound."
+        )
+
+
+def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
+    doc.heading("Sensitivity figures")
+    for dataset, window in facets(ok):
+        if any(r.n_sig > 0 and r.curve for r in ok if (r.dataset, r.window) == (dataset, window)):
+            doc.figure(f"sic_{_safe(dataset)}_{_safe(window)}", fig_sensitivity.sic_and_rejection(ok, dataset, window),
+                       f"{dataset}, SR {window} TeV: SIC (top) and background rejection (bottom) versus signal "
+                       f"efficiency, one column per N_sig; {_band_words(ok, dataset)}")
+    for dataset in datasets:
+        mine = [r for r in ok if r.dataset == dataset]
+        if len({r.n_sig for r in mine}) > 1:
+            doc.figure(f"sic_vs_nsig_{_safe(dataset)}", fig_sensitivity.metrics_vs_nsig(ok, dataset),
+                       f"{dataset}: max SIC and SIC at FPR 1e-3 versus injected signal, one column per SR, S/B on "
+                       "the top axis; error bars: statistical and seed spread in quadrature")
+        if any(math.isfinite(r.fidelity_auc) for r in mine):
+            doc.figure(f"fidelity_{_safe(dataset)}", fig_sensitivity.fidelity(ok, dataset),
+                       f"{dataset}: template fidelity AUC per method (0.5 = indistinguishable from the true "
+                       "background), one panel per SR; grey: the calibrated null's ±2σ")
+    doc.heading("Data versus template")
+    for dataset in datasets:
+        mine = [r for r in ok if r.dataset == dataset]
+        window = fig_samples.signal_window(mine, dataset) or (facets(mine)[0][1] if mine else None)
+        n_sig = _choose_nsig(mine) if mine else 0
+        shown = False
+        for method in method_order(mine):
+            record = fig_samples.sample_record(mine, dataset, window, method, n_sig)
+            if record is None or method == "supervised":
+                continue
+            doc.figure(f"samples_{_safe(dataset)}_{_safe(method)}", fig_samples.feature_histograms(record),
+                       f"{dataset}, {method}: SR data, template and true background in SR {window} TeV (the SR "
+                       f"with the signal), N_sig = {n_sig}; ratio: template / true background")
+            shown = True
+        if not shown:
+            doc.paragraph(f"`{dataset}`: no stored histograms at N_sig = {n_sig}.")
+
+
+def _band_words(ok: list[Record], dataset: str) -> str:
+    counts = [len(v) for k, v in _by_point(ok).items() if k[0] == dataset]
+    if counts and min(counts) >= MIN_SEEDS_FOR_BAND:
+        return "median over seeds with the 16-84% band"
+    return f"median over seeds with each seed's curve drawn thin (fewer than {MIN_SEEDS_FOR_BAND} seeds: no band)"
+
+
+def _timing(doc: Document, ok: list[Record], datasets: list[str], figures: bool) -> None:
+    doc.heading("Timing")
+    doc.paragraph(
+        "Wall-clock time in the seeds' form: training once (methods trained on all data, reused for every window; "
+        "v_data and the SIGMA variants share one training) plus the time per signal region (per-window fit + "
+        "template). The shared classifier is listed apart: it is the same for every method. Device work is "
+        "synchronised before each clock reading; medians over tasks."
+    )
+    rows = timing_rows(ok)
+    doc.table(
+        ["dataset", "method", "family", "training once", "fit per SR", "template per SR", "classifier per SR",
+         f"{SCAN_WINDOWS}-SR scan", "hardware"],
+        [[row.dataset, row.method, row.family or "-",
+          ("-" if row.per_window else format_seconds(row.shared_fit_s)
+           + (f" (shared: {', '.join(row.shared_with)})" if len(row.shared_with) > 1 else "")),
+          format_seconds(row.fit_window_s), format_seconds(row.sample_s), format_seconds(row.classify_s),
+          format_seconds(row.scan_seconds(SCAN_WINDOWS)), "; ".join(row.devices)] for row in rows],
+    )
+    for dataset in datasets if figures else []:
+        if any(row.dataset == dataset for row in rows):
+            doc.figure(f"timing_{_safe(dataset)}", fig_timing.timing_bars(ok, dataset),
+                       f"{dataset}: each single training drawn once, then the work per SR of every method "
+                       "(linear axis)")
+        if any(row.dataset == dataset and not is_reference(row.method) for row in rows):
+            doc.figure(f"amortisation_{_safe(dataset)}", fig_timing.amortisation_plot(ok, dataset),
+                       f"{dataset}: total time of a scan versus its number of SRs, extrapolated from the measured "
+                       "costs (lines) with the measured scan (points); ×: where a method trained once becomes "
+                       "cheaper than one retrained per SR")
+
+
+def _published(doc: Document, records: list[Record]) -> None:
+    doc.heading("Published results, like for like")
+    comparison = compare(records)
+    if comparison.performance:
+        doc.paragraph("Published values beside adbench's where the data, N_sig, classifier family and number of "
+                      "features match and the method is the published one (not an adbench variant). The paper's "
+                      "S/B is that of its injection on the LHCO R&D data (about 75% of the signal in 3.3-3.7 TeV, "
+                      "121,339 QCD events there).")
+        doc.table(PERFORMANCE_HEADER, comparison.performance)
+        if any("†" in row[4] or "‡" in row[4] for row in comparison.performance):
+            doc.paragraph("† and ‡ as in the performance tables: a SIC at FPR 1e-3 on fewer than 25 test background "
+                          "events, a template smaller than the SR data; neither is like for like with the papers.")
+    if comparison.timing:
+        doc.paragraph("Published times beside adbench's GPU times:")
+        doc.table(TIMING_HEADER, comparison.timing)
+    if not comparison.performance and not comparison.timing:
+        doc.paragraph("No published value is comparable with this run.")
+    if comparison.left_out:
+        doc.paragraph("Not compared: " + "; ".join(comparison.left_out) + ".")
+
+
+def _environment(doc: Document, records: list[Record], directory: Path | None) -> None:
     doc.heading("Environment")
-    versions = {}
+    versions: dict[str, str] = {}
     for r in records:
         versions.update(r.versions or {})
+    schemas = sorted({r.schema for r in records})
     doc.table(["what", "value"], [
-        ["hardware", "; ".join(devices)],
+        ["hardware", "; ".join(sorted({r.device for r in records}))],
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))],
         ["git revision", ", ".join(sorted({str(r.git_revision) for r in records}))],
-        ["results", str(directory / "results.jsonl") if directory else "-"],
+        ["record schema", ", ".join(map(str, schemas))],
+        ["results", f"results.jsonl beside this report ({len(records)} tasks)" if directory else "-"],
     ] + [["command", c] for c in sorted({r.command or "-" for r in records})])
-    return doc

@@ -1,51 +1,56 @@
-"""Aggregation of stored records into the report's tables (pure functions, no plotting)."""
+"""Aggregation of stored records into the report's rows (pure functions, no plotting, no text).
+
+Every row is one (dataset, signal region, method, N_sig) over seeds, or one (dataset, method) for
+timings: nothing is ever pooled over datasets or over signal regions.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from adbench.report.published import PUBLISHED_PERFORMANCE, PUBLISHED_TIMING
+from adbench.report.stats import Estimate
 from adbench.results import Record
 
-#: Datasets with about as many background events as LHCO (1M): only there does an N_sig mean the
-#: same signal-to-background ratio as in the papers, so only their rows show published values.
-LHCO_SCALE_DATASETS = ("lhco", "lhcolike", "synthetic")
-METRICS = ("max_sic", "sic_1e3", "auc", "fidelity_auc", "template_data_auc")
-
-
-@dataclass(frozen=True)
-class Band:
-    """Median and 16/84% quantiles over seeds; ``n`` values (NaNs dropped)."""
-
-    median: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def of(cls, values: list[float]) -> Band:
-        v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
-        if len(v) == 0:
-            return cls(float("nan"), float("nan"), float("nan"), 0)
-        return cls(float(np.median(v)), float(np.quantile(v, 0.16)), float(np.quantile(v, 0.84)), len(v))
-
-    def text(self, digits: int = 2) -> str:
-        if self.n == 0:
-            return "-"
-        if self.n == 1:
-            return f"{self.median:.{digits}f}"
-        return f"{self.median:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+#: Metrics of a performance row (fields of ``Record`` with an entry in ``Record.stat_errors``).
+METRICS = ("max_sic", "sic_1e3", "sic_1e4", "auc", "fidelity_auc", "template_data_auc")
+#: The references: true background as the template, and truth-labelled training.
+REFERENCE_METHODS = ("idealized", "supervised")
 
 
 def group(records: list[Record], keys: tuple[str, ...]) -> dict[tuple, list[Record]]:
+    """Records by the values of ``keys`` (insertion order)."""
     out: dict[tuple, list[Record]] = defaultdict(list)
     for record in records:
         out[tuple(getattr(record, k) for k in keys)].append(record)
     return dict(out)
+
+
+def infer_variants(records: list[Record]) -> list[Record]:
+    """Schema-1 records predate variant names: give each the variant its (method, profile) has in the
+    method's preset today, marked ``variant_inferred`` in ``method_info`` (later records name theirs)."""
+    from adbench.errors import ConfigError
+    from adbench.methods.presets import load_preset
+
+    cache: dict[tuple[str, str], str] = {}
+    out = []
+    for record in records:
+        if record.schema >= 2 or record.variant:
+            out.append(record)
+            continue
+        key = (record.method, record.profile)
+        if key not in cache:
+            try:
+                cache[key] = load_preset(*key).variant
+            except ConfigError:
+                cache[key] = ""
+        variant = cache[key]
+        out.append(replace(record, variant=variant, method_info={**record.method_info, "variant_inferred": True})
+                   if variant else record)
+    return out
 
 
 def label_profiles(records: list[Record]) -> list[Record]:
@@ -67,104 +72,208 @@ def base_method(label: str) -> str:
     return label.partition(":")[0]
 
 
+def is_reference(label: str) -> bool:
+    """Whether a method label is one of the references (idealized, supervised)."""
+    return base_method(label) in REFERENCE_METHODS
+
+
 def method_order(records: list[Record]) -> list[str]:
-    """Methods in the order they first appear."""
+    """Methods in the order they first appear, the references last."""
     seen: dict[str, None] = {}
     for record in records:
         seen.setdefault(record.method, None)
-    return list(seen)
+    return sorted(seen, key=lambda m: (is_reference(m), list(seen).index(m)))
 
 
-def template_ratio(record: dict[str, Any]) -> float | None:
-    """Template events per SR data event, or None for a method without a template."""
-    n_template, n_sr = record.n_template or 0, record.n_sr_data or 0
-    return n_template / n_sr if n_template > 0 and n_sr > 0 else None
+def facets(records: list[Record]) -> list[tuple[str, str]]:
+    """The (dataset, window) pairs of the records, sorted by dataset and window position."""
+    low = {r.window: r.window_low for r in records}
+    return sorted({(r.dataset, r.window) for r in records}, key=lambda k: (k[0], low[k[1]], k[1]))
 
 
-def performance_rows(records: list[Record]) -> list[Record]:
-    """One row per (dataset, window, method, n_sig) with metric bands over seeds and published values."""
-    ok = [r for r in records if r.status == "ok"]
-    failed = group([r for r in records if r.status != "ok"], ("dataset", "window", "method", "n_sig"))
-    rows = []
-    order = {m: i for i, m in enumerate(method_order(records))}
-    for (dataset, window, method, n_sig), rs in sorted(
-        group(ok, ("dataset", "window", "method", "n_sig")).items(),
-        key=lambda item: (item[0][0], item[0][1], item[0][3], order[item[0][2]]),
-    ):
-        row: dict[str, Any] = {"dataset": dataset, "window": window, "method": method, "n_sig": n_sig,
-                               "seeds": len(rs), "failed": len(failed.get((dataset, window, method, n_sig), []))}
-        for metric in METRICS:
-            row[metric] = Band.of([r.metric(metric) for r in rs])
-        row["n_sig_sr"] = Band.of([r.n_sig_sr for r in rs])
-        # At FPR 1e-3 only n_test_background / 1000 background events pass: below min_bkg the
-        # SIC there rests on a handful of events (and can exceed the max SIC, which requires min_bkg).
-        n_bkg = min(r.n_test_background for r in rs)
-        row["sic_at_1e-3_reliable"] = n_bkg * 1e-3 >= min(r.min_bkg for r in rs)
-        row["template_ratio"] = Band.of([template_ratio(r) for r in rs])
-        for metric in ("max_sic", "sic_1e3"):
-            comparable = dataset in LHCO_SCALE_DATASETS
-            published = PUBLISHED_PERFORMANCE.get((base_method(method), metric, n_sig)) if comparable else None
-            row[f"published_{metric}"] = published[0] if published else None
-        rows.append(row)
-    return rows
+def _median(values: list[float]) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.median(finite)) if finite else math.nan
 
 
-def timing_rows(records: list[Record]) -> list[Record]:
-    """One row per method: training once (shared fit) and the time per SR, medians over tasks."""
-    ok = [r for r in records if r.status == "ok"]
-    rows = []
-    for method in method_order(ok):
-        rs = [r for r in ok if r.method == method]
-        per_window = bool(rs[0].per_window)
-        own_shared = [r.time_fit_shared_s for r in rs if not per_window and not r.shared_fit_from]
-        reused_from = sorted({r.shared_fit_from for r in rs if r.shared_fit_from})
-        published = PUBLISHED_TIMING.get(base_method(method))
-        rows.append({
-            "method": method,
-            "family": rs[0].family or (published[0] if published else ""),
-            "per_window": per_window,
-            "shared_fit_s": None if per_window else Band.of(own_shared or [r.time_fit_shared_s for r in rs]),
-            "shared_fit_reused_from": reused_from,
-            "per_sr_s": Band.of([r.time_fit_window_s + r.time_sample_s for r in rs]),
-            "fit_window_s": Band.of([r.time_fit_window_s for r in rs]),
-            "sample_s": Band.of([r.time_sample_s for r in rs]),
-            "classify_s": Band.of([r.time_classify_s for r in rs]),
-            "published": published[1] if published else None,
-            "devices": sorted({r.device for r in rs}),
-            "tasks": len(rs),
-        })
-    return rows
+@dataclass
+class PerformanceRow:
+    """One (dataset, window, method, N_sig) over seeds.
 
-
-def amortisation(records: list[Record]) -> dict[str, list[tuple[int, float]]]:
-    """Measured total time of a scan versus the number of SRs, per method.
-
-    For each method, the (n_sig, seed) with the most windows is taken; its cumulative time after k
-    windows (in mass order) is the shared fit (once) plus the first k windows' fit + sample +
-    classify times. Returns method -> [(k, seconds), ...] starting at k = 0.
+    Attributes:
+        estimates: metric name -> Estimate over the seeds (value and statistical error).
+        n_sig_sr, n_background_sr, s_over_b, s_over_sqrt_b: the SR data's injected signal and
+            background (medians over seeds).
+        sic_1e3_reliable: at least ``min_bkg`` test background events pass at FPR 1e-3.
+        min_test_background: the fewest test background events of any seed.
+        template_ratio: template events per SR data event (NaN without a template).
+        distinct_ratio: distinct source events behind the template per SR data event (NaN when not
+            recorded, i.e. schema 1).
+        has_stat_errors: every seed stored statistical errors.
     """
-    ok = [r for r in records if r.status == "ok"]
-    out = {}
-    for method in method_order(ok):
-        runs = group([r for r in ok if r.method == method], ("dataset", "n_sig", "seed"))
-        best = max(runs.values(), key=len)
-        best = sorted(best, key=lambda r: r.window_low)
-        total = best[0].time_fit_shared_s
-        points = [(0, total)]
-        for k, r in enumerate(best, 1):
-            total += r.time_fit_window_s + r.time_sample_s + r.time_classify_s
-            points.append((k, total))
-        out[method] = points
+
+    dataset: str
+    window: str
+    window_low: float
+    method: str
+    n_sig: int
+    seeds: int
+    failed: int
+    estimates: dict[str, Estimate]
+    n_sig_sr: float
+    n_background_sr: float
+    s_over_b: float
+    s_over_sqrt_b: float
+    sic_1e3_reliable: bool
+    min_test_background: int
+    min_bkg: int
+    template_ratio: float
+    distinct_ratio: float
+    has_stat_errors: bool
+    devices: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    classifier: str = ""
+
+    def __getitem__(self, metric: str) -> Estimate:
+        return self.estimates[metric]
+
+
+def performance_rows(records: list[Record]) -> list[PerformanceRow]:
+    """One row per (dataset, window, method, N_sig) with estimates over seeds, sorted by dataset,
+    window, N_sig and method order (references last)."""
+    ok = [r for r in records if r.ok]
+    failed = group([r for r in records if not r.ok], ("dataset", "window", "method", "n_sig"))
+    order = {m: i for i, m in enumerate(method_order(records))}
+    rows = []
+    for (dataset, window, method, n_sig), rs in group(ok, ("dataset", "window", "method", "n_sig")).items():
+        estimates = {
+            metric: Estimate.of([r.metric(metric) for r in rs], [r.stat_errors.get(metric) for r in rs])
+            for metric in METRICS
+        }
+        min_bkg = min(r.min_bkg for r in rs)
+        n_test_bkg = min(r.n_test_background for r in rs)
+        ratios = [r.n_template / r.n_sr_data for r in rs if r.n_template > 0 and r.n_sr_data > 0]
+        distinct = [r.n_template_sources / r.n_sr_data for r in rs if r.n_template_sources > 0 and r.n_sr_data > 0]
+        rows.append(PerformanceRow(
+            dataset=dataset, window=window, window_low=rs[0].window_low, method=method, n_sig=n_sig,
+            seeds=len(rs), failed=len(failed.get((dataset, window, method, n_sig), [])), estimates=estimates,
+            n_sig_sr=_median([r.n_sig_sr for r in rs]), n_background_sr=_median([r.n_background_sr for r in rs]),
+            s_over_b=_median([r.s_over_b for r in rs]), s_over_sqrt_b=_median([r.s_over_sqrt_b for r in rs]),
+            # At FPR 1e-3 only n_test_background / 1000 background events pass: below min_bkg the SIC
+            # there rests on a handful of events (and can exceed the max SIC, which requires min_bkg).
+            sic_1e3_reliable=n_test_bkg * 1e-3 >= min_bkg, min_test_background=n_test_bkg, min_bkg=min_bkg,
+            template_ratio=_median(ratios), distinct_ratio=_median(distinct),
+            has_stat_errors=all(r.stat_errors for r in rs), devices=sorted({r.device for r in rs}),
+            features=list(rs[0].features), classifier=classifier_text(rs[0]),
+        ))
+    rows.sort(key=lambda row: (row.dataset, row.window_low, row.window, row.n_sig, order[row.method]))
+    return rows
+
+
+def classifier_text(record: Record) -> str:
+    """The downstream classifier of a record in words (``BDT: 5 x HistGradientBoosting``); a method
+    that scores events itself (ANODE) is named so."""
+    n_models = (record.classifier or {}).get("n_models")
+    if record.n_template == 0 and not is_reference(record.method):
+        return "own score"
+    return f"BDT: {n_models} x HistGradientBoosting" if n_models else "BDT (HistGradientBoosting)"
+
+
+@dataclass
+class TimingRow:
+    """One (dataset, method): medians over its tasks, in seconds.
+
+    Attributes:
+        shared_fit_s: the training on all data, once (NaN for a method trained per window).
+        shared_with: the methods that use the same single training (SIGMA's variants and v_data), this
+            one included; empty for a per-window method.
+        per_sr_s: per-window fit + template sampling.
+    """
+
+    dataset: str
+    method: str
+    family: str
+    per_window: bool
+    shared_fit_s: float
+    shared_with: list[str]
+    per_sr_s: float
+    fit_window_s: float
+    sample_s: float
+    classify_s: float
+    devices: list[str]
+    tasks: int
+    windows: int
+
+    @property
+    def on_gpu(self) -> bool:
+        return bool(self.devices) and not any(d.startswith("CPU") for d in self.devices)
+
+    def scan_seconds(self, n_windows: int) -> float:
+        """Training once plus ``n_windows`` times the per-SR work (the shared classifier left out)."""
+        once = 0.0 if self.per_window or not math.isfinite(self.shared_fit_s) else self.shared_fit_s
+        return once + n_windows * self.per_sr_s
+
+
+def timing_rows(records: list[Record]) -> list[TimingRow]:
+    """One row per (dataset, method) of the finished records, datasets sorted, methods in order."""
+    ok = [r for r in records if r.ok]
+    rows = []
+    for dataset in sorted({r.dataset for r in ok}):
+        in_dataset = [r for r in ok if r.dataset == dataset]
+        sources = _shared_sources(in_dataset)
+        for method in method_order(in_dataset):
+            rs = [r for r in in_dataset if r.method == method]
+            per_window = bool(rs[0].per_window)
+            source = sources.get(method, method)
+            rows.append(TimingRow(
+                dataset=dataset, method=method, family=rs[0].family, per_window=per_window,
+                # time_fit_shared_s of a method that reused a training is that training's time
+                shared_fit_s=math.nan if per_window else _median([r.time_fit_shared_s for r in rs]),
+                shared_with=[] if per_window else sorted(m for m, s in sources.items() if s == source),
+                per_sr_s=_median([r.time_fit_window_s + r.time_sample_s for r in rs]),
+                fit_window_s=_median([r.time_fit_window_s for r in rs]),
+                sample_s=_median([r.time_sample_s for r in rs]),
+                classify_s=_median([r.time_classify_s for r in rs]),
+                devices=sorted({r.device for r in rs}), tasks=len(rs), windows=len({r.window for r in rs}),
+            ))
+    return rows
+
+
+def _shared_sources(records: list[Record]) -> dict[str, str]:
+    """Method trained once -> the method whose training it used (itself when it trained)."""
+    out: dict[str, str] = {}
+    for record in records:
+        if not record.per_window:
+            source = record.shared_fit_from or record.method
+            if out.get(record.method, source) != source:
+                source = record.method  # reused in some tasks, trained in others: its own training
+            out[record.method] = source
     return out
 
 
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not np.isfinite(seconds):
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+def measured_scan(records: list[Record]) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """Measured total time of the longest scan per (dataset, method): the training once, then after
+    k windows (in mass order) the first k windows' fit + template times. The (N_sig, seed) with the
+    most windows is taken. Returns (dataset, method) -> [(k, seconds), ...] from k = 0."""
+    ok = [r for r in records if r.ok]
+    out = {}
+    for (dataset, method), rs in group(ok, ("dataset", "method")).items():
+        runs = group(rs, ("n_sig", "seed"))
+        best = sorted(max(runs.values(), key=len), key=lambda r: r.window_low)
+        total = 0.0 if best[0].per_window else best[0].time_fit_shared_s
+        points = [(0, total)]
+        for k, r in enumerate(best, 1):
+            total += r.time_fit_window_s + r.time_sample_s
+            points.append((k, total))
+        out[(dataset, method)] = points
+    return out
+
+
+def crossover(once: TimingRow, per_window: TimingRow) -> float | None:
+    """Number of windows above which the method trained ``once`` costs less than the ``per_window``
+    one in total (None when it never does, or always does)."""
+    extra_once = once.scan_seconds(0) - per_window.scan_seconds(0)
+    saved_per_sr = per_window.per_sr_s - once.per_sr_s
+    if not (saved_per_sr > 0 and extra_once > 0):
+        return None
+    return extra_once / saved_per_sr

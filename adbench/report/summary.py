@@ -1,0 +1,117 @@
+"""The report's first table: who wins. Per dataset, methods as rows, (SR, N_sig) as columns, max SIC
+with its uncertainty and as a fraction of idealized, the best method of each column in bold, and the
+time of a K-window scan beside it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from adbench.report.stats import format_percent, format_seconds
+from adbench.report.tables import (
+    PerformanceRow,
+    TimingRow,
+    is_reference,
+    method_order,
+    performance_rows,
+    timing_rows,
+)
+from adbench.results import Record
+
+#: Signal regions of the scan whose time the summary shows (a bump hunt slides 10-20 windows).
+SCAN_WINDOWS = 10
+METRIC = "max_sic"
+
+
+@dataclass
+class Leader:
+    """The best method under test of one column, and those within its uncertainty."""
+
+    column: str
+    best: str
+    value: str
+    close: list[str]
+
+
+@dataclass
+class Summary:
+    """The table of one dataset: ``header`` and ``body`` (Markdown cells, the best in **bold**),
+    ``columns`` the (window, N_sig) of each value column, ``leaders`` each column's best method."""
+
+    header: list[str]
+    body: list[list[str]]
+    columns: list[tuple[str, int]]
+    leaders: list[Leader]
+
+
+def _column(row: PerformanceRow) -> tuple[float, str, int]:
+    return (row.window_low, row.window, row.n_sig)
+
+
+def column_title(row: PerformanceRow) -> str:
+    """``SR 3.30-3.70 · N_sig 1000 (S/B 0.63%)``."""
+    sb = f" (S/B {format_percent(row.s_over_b)})" if math.isfinite(row.s_over_b) and row.n_sig else ""
+    return f"SR {row.window} · N_sig {row.n_sig}{sb}"
+
+
+def summary_table(records: list[Record], dataset: str) -> Summary:
+    """The summary of one dataset (columns with injected signal only)."""
+    rows = [row for row in performance_rows(records) if row.dataset == dataset and row.n_sig > 0]
+    columns = sorted({_column(row) for row in rows})
+    by_key = {(row.method, _column(row)): row for row in rows}
+    methods = method_order([r for r in records if r.dataset == dataset and r.ok])
+    timing = {row.method: row for row in timing_rows(records) if row.dataset == dataset}
+    titles = {col: column_title(next(row for row in rows if _column(row) == col)) for col in columns}
+    header = ["method", *titles.values(), f"time of a {SCAN_WINDOWS}-SR scan"]
+
+    bold: dict[tuple[str, tuple], bool] = {}
+    leaders = []
+    for col in columns:
+        candidates = [(m, by_key[(m, col)]) for m in methods
+                      if (m, col) in by_key and not is_reference(m) and by_key[(m, col)][METRIC].n]
+        if not candidates:
+            continue
+        best, best_row = max(candidates, key=lambda item: item[1][METRIC].median)
+        bold[(best, col)] = True
+        close = [m for m, row in candidates if m != best and _within(best_row, row)]
+        leaders.append(Leader(titles[col], best, best_row[METRIC].short(), close))
+
+    body = []
+    for method in methods:
+        cells = [method]
+        for col in columns:
+            row = by_key.get((method, col))
+            cells.append(_cell(row, by_key.get(("idealized", col)), bold.get((method, col), False)))
+        cells.append(scan_time(timing.get(method)))
+        body.append(cells)
+    return Summary(header, body, [(window, n_sig) for _, window, n_sig in columns], leaders)
+
+
+def _within(best: PerformanceRow, other: PerformanceRow) -> bool:
+    """Whether ``other``'s max SIC lies within the combined uncertainty of the difference."""
+    a, b = best[METRIC], other[METRIC]
+    sigma = math.hypot(*(x if math.isfinite(x) else 0.0 for x in (a.total, b.total)))
+    return sigma > 0 and a.median - b.median <= sigma
+
+
+def _cell(row: PerformanceRow | None, idealized: PerformanceRow | None, bold: bool) -> str:
+    if row is None or not row[METRIC].n:
+        return "-"
+    text = row[METRIC].short()
+    if bold:
+        text = f"**{text}**"
+    if row.template_ratio < 1.0:
+        text += " ‡"
+    if idealized is not None and idealized is not row and idealized[METRIC].n and idealized[METRIC].median > 0:
+        text += f" ({row[METRIC].median / idealized[METRIC].median:.0%})"
+    return text
+
+
+def scan_time(row: TimingRow | None, n_windows: int = SCAN_WINDOWS) -> str:
+    """``total (once + K x per SR)`` from the measured medians."""
+    if row is None or not math.isfinite(row.per_sr_s):
+        return "-"
+    total = format_seconds(row.scan_seconds(n_windows))
+    if row.per_window:
+        return f"{total} ({n_windows} × {format_seconds(row.per_sr_s)})"
+    return f"{total} ({format_seconds(row.shared_fit_s)} + {n_windows} × {format_seconds(row.per_sr_s)})"
