@@ -199,9 +199,12 @@ def empirical_auc_null(
     return AucNull(float(np.mean(values)), float(np.std(values, ddof=1)), n1, n2, f"empirical ({repeats} draws)")
 
 
-def feature_histograms(sr_data: Events, template: np.ndarray, background: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Per-feature histograms (counts) of SR data, template and true SR background on common bins,
-    stored with the record so reports can draw data-versus-template plots without re-running."""
+def feature_histograms(
+    sr_data: Events, template: np.ndarray, background: np.ndarray, signal: np.ndarray | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per-feature histograms (counts) of SR data, template, true SR background and (when given) the
+    test set's SR signal on common bins, stored with the record so reports can draw data-versus-template
+    plots without re-running."""
     out = {}
     for i, name in enumerate(sr_data.features):
         low, high = np.quantile(sr_data.x[:, i], [0.001, 0.999])
@@ -214,4 +217,6 @@ def feature_histograms(sr_data: Events, template: np.ndarray, background: np.nda
             "template": np.histogram(template[:, i], edges)[0].tolist(),
             "background": np.histogram(background[:, i], edges)[0].tolist(),
         }
+        if signal is not None:
+            out[name]["signal"] = np.histogram(signal[:, i], edges)[0].tolist()
     return out

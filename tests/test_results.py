@@ -54,3 +54,10 @@ def test_signal_to_background_of_the_sr_data():
     assert record.n_background_sr == 10_000
     assert record.s_over_b == pytest.approx(0.01) and record.s_over_sqrt_b == pytest.approx(1.0)
     assert math.isnan(rec().s_over_b)
+
+
+def test_schema_1_radot_with_projection_batches_is_named_as_its_variant():
+    old = {"dataset": "d", "window": "w", "method": "radot", "n_sig": 1, "seed": 0, "config_hash": "h",
+           "method_info": {"batch_order": "projection"}}
+    assert Record.from_dict(old).variant == "radot-projection"
+    assert Record.from_dict({**old, "method_info": {"batch_order": "random"}}).variant == ""
