@@ -121,7 +121,9 @@ class Record:
         if unknown:
             record.method_info = {**record.method_info, "unknown_fields": sorted(unknown)}
         if record.schema == 1 and record.method == "radot" and record.method_info.get("batch_order") == "projection":
-            record.variant = "radot-projection"  # schema 1 had no variants; its fast RAD-OT ran this one
+            # schema 1 had no variants; its fast RAD-OT ran this one
+            record.variant = "radot-projection"
+            record.method_info = {**record.method_info, "variant_inferred": True}
         return record
 
     @property
