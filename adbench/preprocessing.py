@@ -1,4 +1,6 @@
-"""The fitted, invertible feature transform shared by all methods: min/max -> logit -> standardise."""
+"""The fitted, invertible feature transforms of the generative models: ``LogitScaler`` (min/max ->
+logit -> standardise, the papers' choice and the default) and ``QuantileScaler`` (marginal quantiles
+-> standard normal)."""
 
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ class LogitScaler:
 
     def state_dict(self) -> dict[str, list[float] | float]:
         return {
+            "kind": "logit",
             "margin": self.margin,
             "min_": self.min_.tolist(),
             "span_": self.span_.tolist(),
@@ -72,3 +75,69 @@ class LogitScaler:
         for key in ("min_", "span_", "mean_", "std_"):
             setattr(scaler, key, np.asarray(state[key], dtype=np.float64))
         return scaler
+
+
+class QuantileScaler:
+    """Maps every feature through its fitted marginal quantiles to a standard normal and back
+    (scikit-learn's ``QuantileTransformer``): sharp peaks and edges of a marginal (delta_R's spike at
+    pi, the bounds of tau21) are spread out, which a generative model learns far more easily than the
+    same peak squeezed by a logit. Values outside the fitted range are clipped to it.
+
+    Args:
+        n_quantiles: quantiles per feature (the inverse interpolates linearly between them).
+    """
+
+    def __init__(self, n_quantiles: int = 2000) -> None:
+        self.n_quantiles = n_quantiles
+
+    def fit(self, x: np.ndarray) -> QuantileScaler:
+        """x: (n, d)."""
+        from sklearn.preprocessing import QuantileTransformer
+
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise DataError(f"QuantileScaler needs at least 2 events of shape (n, d), got {x.shape}")
+        if not np.isfinite(x).all():
+            raise DataError("QuantileScaler: input has NaN or infinite values")
+        self.transformer_ = QuantileTransformer(
+            n_quantiles=min(self.n_quantiles, len(x)), output_distribution="normal", subsample=len(x),
+            random_state=0,
+        ).fit(x)
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, d) float32, each feature standard normal over the fitted sample."""
+        return self.transformer_.transform(np.asarray(x, dtype=np.float64)).astype(np.float32)
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, d) float32 features inside the fitted range."""
+        return self.transformer_.inverse_transform(np.asarray(z, dtype=np.float64)).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {"kind": "quantile", "n_quantiles": self.n_quantiles,
+                "quantiles": self.transformer_.quantiles_.tolist(),
+                "references": self.transformer_.references_.tolist()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> QuantileScaler:
+        from sklearn.preprocessing import QuantileTransformer
+
+        scaler = cls(int(state["n_quantiles"]))
+        quantiles = np.asarray(state["quantiles"], dtype=np.float64)
+        transformer = QuantileTransformer(n_quantiles=len(quantiles), output_distribution="normal")
+        transformer.quantiles_ = quantiles
+        transformer.references_ = np.asarray(state["references"], dtype=np.float64)
+        transformer.n_quantiles_ = len(quantiles)
+        transformer.n_features_in_ = quantiles.shape[1]
+        transformer.subsample = None
+        scaler.transformer_ = transformer
+        return scaler
+
+
+#: Names of the feature transforms a model can use.
+SCALERS = {"logit": LogitScaler, "quantile": QuantileScaler}
+
+
+def scaler_from_state_dict(state: dict):
+    """The scaler a ``state_dict`` describes (``LogitScaler`` for the ones without a kind)."""
+    return SCALERS[state.get("kind", "logit")].from_state_dict(state)

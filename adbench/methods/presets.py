@@ -15,7 +15,8 @@ File layout::
     [paper-gpu.train]             # any further table is an extra profile (``--profile paper-gpu``)
     batch_size = 16384
     [variants]                    # profiles that change the method itself, not only its sizes, carry
-    fast = "radot-projection"     # their own name in every table of a report
+    fast = "radot-projection"     # their own name in every table of a report; a name starting with
+    paper-ema = "+ema"            # "+" is appended to the method's ("sigma-context+ema")
 
 Files whose name starts with ``_`` are shared bases, not methods. A file that inherits is merged
 into its base table by table (its values win), so the methods of one family hold no copies.
@@ -116,6 +117,8 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
         raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
                           "a run setting now: --template-size)")
     variant = str(table.get("variants", {}).get(profile, ""))
+    if variant.startswith("+"):
+        variant = method + variant
     return Preset(method, profile, dict(table[profile]), spec, f"{path.name} [{profile}]", variant)
 
 

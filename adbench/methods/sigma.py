@@ -21,23 +21,33 @@ from typing import Any
 import numpy as np
 
 from adbench.data.events import Events
-from adbench.errors import MethodFailure
+from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
-from adbench.models.flow_matching.configs import NetworkConfig, SolverConfig
+from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
 from adbench.settings import settings_dict
 from adbench.windows import Window
 
+PREPROCESSING = ("logit", "quantile")
+
 
 @dataclass(frozen=True)
 class FlowMatchingSettings:
-    """The settings of the flow-matching methods: ``[profile.network]``, ``[profile.train]`` and
-    ``[profile.solver]`` tables of a preset."""
+    """The settings of the flow-matching methods: ``[profile.network]``, ``[profile.train]``,
+    ``[profile.selection]`` (with ``[profile.selection.solver]``) and ``[profile.solver]`` (sampling)
+    tables of a preset."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
+    #: The feature transform: ``logit`` (the paper's) or ``quantile`` (see adbench.preprocessing).
+    preprocessing: str = "logit"
+
+    def __post_init__(self) -> None:
+        if self.preprocessing not in PREPROCESSING:
+            raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
 
 
 @dataclass(frozen=True)
@@ -62,14 +72,19 @@ class _CFMMethod(BackgroundModel):
     def check_ready(self) -> None:
         for module in ("torch", "zuko"):
             require(module, "pip install 'adbench[torch]'")
-        if self.config.solver.method != "dopri5":
-            require("torchdiffeq", f"pip install torchdiffeq (the {self.config.solver.method} ODE solver)")
+        config = self.config
+        if config.solver.method != "dopri5":
+            require("torchdiffeq", f"pip install torchdiffeq (the {config.solver.method} ODE solver)")
+        if config.selection.metric == "nll":
+            require("torchdiffeq", "pip install torchdiffeq (the log-likelihood for checkpoint selection)")
 
     def _train(self, events: Events):
         from adbench.models.flow_matching.model import FlowMatcher
 
         config = self.config
-        return FlowMatcher(config.network, config.train, self.device, self.seed).fit(events.x, events.m)
+        model = FlowMatcher(config.network, config.train, self.device, self.seed, config.selection,
+                            config.preprocessing)
+        return model.fit(events.x, events.m)
 
     def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
         """(n,) SR masses in TeV -> (n, d) float32 template in physical features."""
@@ -119,7 +134,9 @@ class _SharedCFM(_CFMMethod):
         config = self.config
         return json.dumps(
             {"model": "cfm on all data", "network": settings_dict(config.network),
-             "train": settings_dict(config.train), "seed": self.seed, "device": self.device},
+             "train": settings_dict(config.train), "selection": settings_dict(config.selection),
+             "preprocessing": config.preprocessing,
+             "seed": self.seed, "device": self.device},
             sort_keys=True,
         )
 

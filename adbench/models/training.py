@@ -61,6 +61,9 @@ class TrainConfig:
             this many epochs without improvement.
         val_fraction: fraction of the events held out (seeded) for model selection.
         keep_best: number of epochs with the lowest validation metric whose weights are kept.
+        keep_spacing: at most one kept epoch per block of this many epochs (epochs 1..N, N+1..2N...;
+            the best of each block competes), so that the kept checkpoints differ (1: any epochs; a
+            decaying schedule's last epochs are nearly the same model).
         patience: stop after this many epochs without a new best validation metric (None: never).
         max_events: train on a seeded random subset of at most this many events (None: all).
         eval_batch_size: events per forward pass when validating.
@@ -81,6 +84,7 @@ class TrainConfig:
     plateau_patience: int = 5
     val_fraction: float = 0.2
     keep_best: int = 10
+    keep_spacing: int = 1
     patience: int | None = None
     max_events: int | None = None
     eval_batch_size: int = 65_536
@@ -110,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.keep_spacing < 1:
+            raise ConfigError(f"keep_spacing must be >= 1, got {self.keep_spacing}")
         if self.max_events is not None and self.max_events < 10:
             raise ConfigError(f"max_events must be >= 10 or None, got {self.max_events}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
@@ -305,10 +311,7 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
                 break
             if scheduler is not None and not per_step:
                 scheduler.step(val_loss)
-            if len(kept) < config.keep_best or val_loss < kept[-1][0]:
-                kept.append((val_loss, epoch, _state_copy(selected)))
-                kept.sort(key=lambda item: item[0])
-                del kept[config.keep_best:]
+            _keep(kept, val_loss, epoch, selected, config)
             if val_loss <= kept[0][0]:
                 since_best = 0
             else:
@@ -327,6 +330,21 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     module.load_state_dict(states[0])
     module.eval()
     return Trained(module, states, record)
+
+
+def _keep(
+    kept: list[tuple[float, int, dict[str, Any]]], val_loss: float, epoch: int, module, config: TrainConfig
+) -> None:
+    """Add this epoch to ``kept`` (best first) if it is among the ``keep_best`` best and no better kept
+    epoch lies in its block of ``keep_spacing`` epochs; a worse one of the same block makes way."""
+    block = (epoch - 1) // config.keep_spacing
+    same = [item for item in kept if (item[1] - 1) // config.keep_spacing == block]
+    if any(item[0] <= val_loss for item in same):
+        return
+    rest = [item for item in kept if (item[1] - 1) // config.keep_spacing != block]
+    if len(rest) >= config.keep_best and val_loss >= rest[-1][0]:
+        return
+    kept[:] = sorted([*rest, (val_loss, epoch, _state_copy(module))], key=lambda item: item[0])[: config.keep_best]
 
 
 def save_checkpoint(directory: str | Path, kind: str, meta: dict[str, Any], states: list[dict[str, Any]]) -> Path:

@@ -33,7 +33,7 @@ import numpy as np
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--profile", default="fast", choices=("fast", "paper"))
+    parser.add_argument("--profile", default="fast", choices=("fast", "cpu", "paper"))
     parser.add_argument("--n-background", type=int, default=1_000_000)
     parser.add_argument("--n-signal", type=int, default=100_000, help="signal pool")
     parser.add_argument("--n-sig", type=int, default=1000, help="injected signal events")

@@ -13,9 +13,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adbench.errors import ConfigError, MethodFailure  # noqa: E402
-from adbench.models.flow_matching.configs import NetworkConfig, SolverConfig  # noqa: E402
+from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig  # noqa: E402
+from adbench.models.flow_matching.likelihood import log_likelihood  # noqa: E402
 from adbench.models.flow_matching.model import FlowMatcher  # noqa: E402
-from adbench.models.flow_matching.network import VelocityField, frequency_embedding  # noqa: E402
+from adbench.models.flow_matching.network import (  # noqa: E402
+    GatedBiasVelocityField,
+    SigmaVelocityField,
+    frequency_embedding,
+    velocity_field,
+)
 from adbench.models.flow_matching.path import cfm_loss, path_sample  # noqa: E402
 from adbench.models.flow_matching.solver import integrate  # noqa: E402
 from adbench.models.training import TrainConfig  # noqa: E402
@@ -36,12 +42,15 @@ def fitted() -> FlowMatcher:
     x, m = toy_data()
     config = NetworkConfig(width=32, blocks=2, dropout=0.1)
     train = TrainConfig(epochs=3, batch_size=256, keep_best=2)
-    return FlowMatcher(config, train, "cpu", seed=3).fit(x, m)
+    return FlowMatcher(config, train, "cpu", seed=3, selection=SelectionConfig(metric="loss")).fit(x, m)
+
+
+ARCHITECTURES = ["sigma", "gated-bias"]
 
 
 def random_net(seed: int = 0, **changes) -> torch.nn.Module:
     torch.manual_seed(seed)
-    net = VelocityField(4, NetworkConfig(width=16, blocks=3, **changes))
+    net = velocity_field(4, NetworkConfig(width=16, blocks=3, **changes))
     # Non-trivial batch-norm statistics so that eval mode is not the identity.
     net.train()
     with torch.no_grad():
@@ -58,14 +67,83 @@ def test_frequency_embedding():
     assert torch.allclose(e, expected, atol=1e-6)
 
 
-def test_context_split_reproduces_forward():
-    net = random_net()
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_context_split_reproduces_forward(architecture):
+    net = random_net(architecture=architecture)
     x, t, m = torch.randn(10, 4), torch.rand(10), torch.rand(10) * 2 - 1
     gammas = net.context(m, t)
     assert len(gammas) == 4 and all(g.shape == (10, 16) for g in gammas)
     assert torch.allclose(net.velocity(x, gammas), net(x, t, m))
     # A scalar time is broadcast to every event.
     assert torch.allclose(net(x, torch.tensor(0.3), m), net(x, torch.full((10,), 0.3), m), atol=1e-6)
+    # mixing at the ends is the anchor itself
+    other = net.context(m.flip(0), t)
+    with torch.no_grad():
+        assert torch.allclose(net.mixed_velocity(x, gammas, other, torch.ones(10, 1)), net(x, t, m), atol=1e-6)
+        assert torch.allclose(net.mixed_velocity(x, gammas, other, torch.zeros(10, 1)), net(x, t, m.flip(0)), atol=1e-6)
+
+
+def test_published_network_layout():
+    """The SIGMA network as published: ReLU after a first layer on [x, c]; blocks gated by
+    sigmoid(relu(W_b c)) whose last layer starts near zero; batch norm eps 1e-3; a plain linear head.
+    Its parameter count is that of nflows' ResidualNet with context (first layer on d + |c| inputs)."""
+    config = NetworkConfig(width=32, blocks=2, dropout=0.2, mass_frequencies=9, time_frequencies=3)
+    net = SigmaVelocityField(5, config)
+    n_context = 2 * (9 + 3)
+    first_layer = (5 + n_context) * 32 + 32
+    per_block = 2 * (32 * 32 + 32) + 2 * 2 * 32 + (n_context * 32 + 32)  # two linears, two BNs, context layer
+    assert sum(p.numel() for p in net.parameters()) == first_layer + 2 * per_block + 32 * 5 + 5
+    block = net.blocks[0]
+    assert block.norm1.eps == 1e-3 and block.linear2.weight.abs().max() <= 1e-3
+    assert isinstance(velocity_field(5, NetworkConfig(architecture="gated-bias")), GatedBiasVelocityField)
+    # a fresh network is nearly the first layer followed by the head (every block starts as the identity)
+    net.eval()
+    x, t, m = torch.randn(50, 5), torch.rand(50), torch.rand(50) * 2 - 1
+    with torch.no_grad():
+        h = torch.relu(net.input(x) + net.context(m, t)[0])
+        assert torch.allclose(net(x, t, m), net.head(h), atol=0.05)
+
+
+def test_published_context_interpolation_mixes_activated_features():
+    """SIGMA's context mode mixes relu(first layer) of the two anchors, not the pre-activations."""
+    net = random_net(architecture="sigma")
+    x, t = torch.randn(8, 4), torch.rand(8)
+    first, second = net.context(torch.full((8,), -0.5), t), net.context(torch.full((8,), 0.5), t)
+    xi = torch.full((8, 1), 0.3)
+    with torch.no_grad():
+        projected = net.input(x)
+        h = 0.3 * torch.relu(projected + first[0]) + 0.7 * torch.relu(projected + second[0])
+        gates = [0.3 * a + 0.7 * b for a, b in zip(first[1:], second[1:], strict=True)]
+        assert torch.allclose(net.mixed_velocity(x, first, second, xi), net._blocks(h, gates), atol=1e-6)
+        before = torch.relu(projected + 0.3 * first[0] + 0.7 * second[0])
+        assert not torch.allclose(net._blocks(before, gates), net._blocks(h, gates), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["rk4", "dopri5"])
+def test_log_likelihood_of_a_known_flow(method):
+    """v = a x carries N(0, I) at t = 0 to N(0, e^{2a} I) at t = 1: the ODE log-density is exact."""
+    a, x = 0.4, torch.randn(500, 3, dtype=torch.float64)
+    solver = SolverConfig(method=method, steps=8, atol=1e-8, rtol=1e-8)
+    got = log_likelihood(lambda t, y: a * y, x, solver)
+    exact = -0.5 * x.pow(2).sum(1) * math.exp(-2 * a) - 1.5 * math.log(2 * math.pi) - 3 * a
+    assert torch.allclose(got, exact, atol=1e-5)
+
+
+def test_checkpoints_selected_by_validation_nll():
+    x, m = toy_data(1500)
+    selection = SelectionConfig(metric="nll", events=300, solver=SolverConfig(method="rk4", steps=4))
+    model = FlowMatcher(NetworkConfig(width=16, blocks=1), TrainConfig(epochs=3, batch_size=256, keep_best=2),
+                        seed=2, selection=selection).fit(x, m)
+    record = model.record_
+    assert model.summary()["selection"] == "nll" and all(np.isfinite(record.val_losses))
+    # an NLL per event of 3 standardised features: about 3 x 1.42 for a unit Gaussian, lower if learned
+    assert 0.0 < record.best_val_loss < 6.0
+    loss_model = FlowMatcher(NetworkConfig(width=16, blocks=1), TrainConfig(epochs=3, batch_size=256, keep_best=2),
+                             seed=2, selection=SelectionConfig(metric="loss")).fit(x, m)
+    assert loss_model.record_.train_losses == record.train_losses  # same training, another ranking
+    assert loss_model.record_.val_losses != record.val_losses
+    with pytest.raises(ConfigError, match="selection metric"):
+        SelectionConfig(metric="aic")
 
 
 def test_path_endpoints_and_target():

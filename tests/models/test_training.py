@@ -182,3 +182,19 @@ def test_adam_and_adamw_differ_only_by_the_decay():
     assert a.record.val_losses == pytest.approx(w.record.val_losses, rel=1e-5)
     decayed = fit(TrainConfig(epochs=2, batch_size=64, optimizer="adamw", weight_decay=0.1))
     assert math.isfinite(decayed.record.best_val_loss)
+
+
+def test_kept_epochs_come_from_different_blocks():
+    """With keep_spacing the kept checkpoints differ: one per block of epochs, the best of each block.
+    A validation that improves every epoch (a decaying schedule's tail) keeps each block's last epoch
+    instead of the last three epochs."""
+    losses = iter([10.0 - 0.5 * epoch for epoch in range(12)])
+    trained = fit(TrainConfig(epochs=12, batch_size=64, keep_best=3, keep_spacing=4),
+                  check=lambda module, data: next(losses))
+    assert trained.record.kept_epochs == [12, 8, 4]
+    bumpy = iter([5.0, 1.0, 4.0, 3.0, 2.0, 6.0, 0.5, 7.0])
+    trained = fit(TrainConfig(epochs=8, batch_size=64, keep_best=2, keep_spacing=3),
+                  check=lambda module, data: next(bumpy))
+    assert trained.record.kept_epochs == [7, 2]  # blocks 1-3 (best 2), 4-6 (best 5), 7-9 (best 7)
+    with pytest.raises(ConfigError, match="keep_spacing"):
+        TrainConfig(keep_spacing=0)

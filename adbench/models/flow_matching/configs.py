@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from adbench.errors import ConfigError
 
 SOLVERS = ("dopri5", "rk4", "midpoint", "euler")
+ARCHITECTURE_NAMES = ("sigma", "gated-bias")
 CHECKPOINT_USES = ("split", "average")
 #: Events per ODE solve when ``SolverConfig.batch`` is None: cache-sized chunks are several times
 #: faster on a CPU, large batches fill a GPU.
@@ -19,6 +20,8 @@ class NetworkConfig:
     """The velocity network ``v(x | t, m)``.
 
     Attributes:
+        architecture: ``sigma`` (the published network) or ``gated-bias`` (adbench's first one); see
+            ``adbench.models.flow_matching.network``.
         width: hidden units of every layer.
         blocks: residual blocks.
         dropout: dropout rate inside each block.
@@ -28,6 +31,7 @@ class NetworkConfig:
         sigma: the minimal width of the probability path.
     """
 
+    architecture: str = "sigma"
     width: int = 256
     blocks: int = 4
     dropout: float = 0.2
@@ -37,6 +41,10 @@ class NetworkConfig:
     sigma: float = 1e-3
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ConfigError(
+                f"unknown network architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}"
+            )
         if self.width < 1 or self.blocks < 1:
             raise ConfigError(f"the velocity network needs width and blocks >= 1, got {self.width}, {self.blocks}")
         if not 0.0 <= self.dropout < 1.0:
@@ -79,3 +87,28 @@ class SolverConfig:
     def chunk(self, device_type: str) -> int:
         """Events per ODE solve on a device of this type ("cpu", "cuda")."""
         return self.batch or (CPU_CHUNK if device_type == "cpu" else GPU_CHUNK)
+
+
+SELECTION_METRICS = ("loss", "nll")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How the epochs to keep are ranked.
+
+    Attributes:
+        metric: ``nll`` (the exact validation negative log-likelihood, as the paper selected) or
+            ``loss`` (the CFM loss on the validation split with fixed noise; cheaper).
+        events: validation events the NLL is computed on (a fixed random subset of the split).
+        solver: the backward ODE solve of the NLL.
+    """
+
+    metric: str = "nll"
+    events: int = 20_000
+    solver: SolverConfig = field(default_factory=lambda: SolverConfig(method="rk4", steps=8))
+
+    def __post_init__(self) -> None:
+        if self.metric not in SELECTION_METRICS:
+            raise ConfigError(f"unknown selection metric {self.metric!r}; choose one of {', '.join(SELECTION_METRICS)}")
+        if self.events < 10:
+            raise ConfigError(f"selection events must be >= 10, got {self.events}")

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from adbench.errors import ConfigError, MethodFailure
-from adbench.models.flow_matching.configs import NetworkConfig, SolverConfig
-from adbench.models.flow_matching.network import VelocityField
+from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
+from adbench.models.flow_matching.likelihood import log_likelihood
+from adbench.models.flow_matching.network import velocity_field
 from adbench.models.flow_matching.path import cfm_loss
 from adbench.models.flow_matching.solver import integrate
 from adbench.models.training import (
@@ -32,7 +33,7 @@ from adbench.models.training import (
     train_module,
     validation_split,
 )
-from adbench.preprocessing import LogitScaler
+from adbench.preprocessing import SCALERS, scaler_from_state_dict
 from adbench.progress import progress
 
 MODES = ("direct", "linear", "context")
@@ -91,13 +92,21 @@ class FlowMatcher:
         train: the training settings.
         device: torch device text ("cpu", "cuda", "cuda:0").
         seed: fixes the validation split, the initialisation, the batches and the noise.
+        selection: how the kept epochs are ranked (validation NLL or CFM loss).
+        preprocessing: the feature transform, ``logit`` (min/max -> logit -> standardise, the paper's)
+            or ``quantile`` (marginal quantiles -> standard normal); see ``adbench.preprocessing``.
     """
 
-    def __init__(self, network: NetworkConfig, train: TrainConfig, device: str = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self, network: NetworkConfig, train: TrainConfig, device: str = "cpu", seed: int = 0,
+        selection: SelectionConfig | None = None, preprocessing: str = "logit",
+    ) -> None:
         self.network = network
         self.train = train
         self.device = device
         self.seed = seed
+        self.selection = SelectionConfig() if selection is None else selection
+        self.preprocessing = preprocessing
 
     def scale_mass(self, m: np.ndarray) -> np.ndarray:
         """(n,) TeV -> (n,) in [-1, 1] over the training mass range (float32)."""
@@ -113,8 +122,10 @@ class FlowMatcher:
         train_index, val_index = validation_split(len(x), self.train, self.seed)
         if len(train_index) < 32 or len(val_index) < 10:
             raise MethodFailure(f"CFM: {len(x)} events are too few to train on")
+        if self.preprocessing not in SCALERS:
+            raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(SCALERS)}")
         self.n_features_ = x.shape[1]
-        self.scaler_ = LogitScaler().fit(x)
+        self.scaler_ = SCALERS[self.preprocessing]().fit(x)
         low, high = float(m.min()), float(m.max())
         if not high > low:
             raise MethodFailure("CFM: all training events have the same mass")
@@ -135,11 +146,11 @@ class FlowMatcher:
             return cfm_loss(net, x1, mb, torch.randn_like(x1), torch.rand(len(x1), device=x1.device), sigma)
 
         trained = train_module(
-            lambda: VelocityField(x.shape[1], self.network),
+            lambda: velocity_field(x.shape[1], self.network),
             (z[train_index].to(device), ms[train_index].to(device)),
             validation,
             loss,
-            self._validation_loss,
+            self._validation_loss if self.selection.metric == "loss" else self._validation_nll,
             self.train,
             seed=self.seed,
             device=self.device,
@@ -159,6 +170,18 @@ class FlowMatcher:
                 total += cfm_loss(net, z[s], m[s], x0[s], t[s], self.network.sigma).float() * len(z[s])
         return float(total) / len(z)
 
+    def _validation_nll(self, net: torch.nn.Module, validation: tuple[torch.Tensor, ...]) -> float:
+        """Mean negative log-likelihood (per event, scaled space) of the first ``selection.events``
+        validation events (a fixed random subset: the split is shuffled)."""
+        z, m = validation[0][: self.selection.events], validation[1][: self.selection.events]
+        chunk = self.train.eval_batch_size
+        total = 0.0
+        for start in range(0, len(z), chunk):
+            mb = m[start:start + chunk]
+            logp = log_likelihood(lambda t, x, mb=mb: net(x, t, mb), z[start:start + chunk], self.selection.solver)
+            total -= float(logp.sum())
+        return total / len(z)
+
     def velocity(
         self,
         m: torch.Tensor,
@@ -171,7 +194,8 @@ class FlowMatcher:
 
         Args:
             mode: ``direct`` ``v(x | t, m)``; ``linear`` ``xi v(x | t, m1) + (1 - xi) v(x | t, m2)``;
-                ``context`` the gammas of every layer mixed as ``xi gamma(m1, t) + (1 - xi) gamma(m2, t)``.
+                ``context`` the layer features of the two anchors mixed by the network
+                (``mixed_velocity``).
             anchors: (m1, m2) in TeV, for ``linear`` and ``context``.
             xi: (n,) interpolation weights, for ``linear`` and ``context``.
             net: the network to evaluate (default: ``network_``, the best checkpoint).
@@ -193,8 +217,7 @@ class FlowMatcher:
             return linear
 
         def context(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            g1, g2 = net.context(a[:1], t), net.context(a[1:], t)
-            return net.velocity(x, [w * p + (1.0 - w) * q for p, q in zip(g1, g2, strict=True)])
+            return net.mixed_velocity(x, net.context(a[:1], t), net.context(a[1:], t), w)
 
         return context
 
@@ -274,7 +297,9 @@ class FlowMatcher:
         meta = {
             "network": asdict(self.network),
             "train": asdict(self.train),
+            "selection": asdict(self.selection),
             "seed": self.seed,
+            "preprocessing": self.preprocessing,
             "n_features": self.n_features_,
             "scaler": self.scaler_.state_dict(),
             "mass_range": list(self.mass_range_),
@@ -286,13 +311,16 @@ class FlowMatcher:
     def load(cls, directory: str | Path, device: str = "cpu") -> FlowMatcher:
         """Inverse of ``save``."""
         meta, states = load_checkpoint(directory, CHECKPOINT_KIND, device)
-        model = cls(NetworkConfig(**meta["network"]), TrainConfig(**meta["train"]), device, int(meta["seed"]))
+        selection = dict(meta["selection"])
+        selection["solver"] = SolverConfig(**selection["solver"])
+        model = cls(NetworkConfig(**meta["network"]), TrainConfig(**meta["train"]), device, int(meta["seed"]),
+                    SelectionConfig(**selection), meta["preprocessing"])
         model.n_features_ = int(meta["n_features"])
-        model.scaler_ = LogitScaler.from_state_dict(meta["scaler"])
+        model.scaler_ = scaler_from_state_dict(meta["scaler"])
         model.mass_range_ = tuple(meta["mass_range"])
         model.record_ = TrainingRecord(**meta["record"])
         model.states_ = states
-        model.network_ = VelocityField(model.n_features_, model.network).to(device)
+        model.network_ = velocity_field(model.n_features_, model.network).to(device)
         model.network_.load_state_dict(states[0])
         model.network_.eval()
         return model
@@ -301,6 +329,8 @@ class FlowMatcher:
         """JSON-serialisable training facts."""
         return {
             **self.record_.summary(),
+            "selection": self.selection.metric,
+            "preprocessing": self.preprocessing,
             "checkpoints_kept": len(self.states_),
             "lr": self.train.lr,
             "mass_range_tev": list(self.mass_range_),
