@@ -25,6 +25,10 @@ TINY = {
     "vdata": _CFM, "vcr": _CFM, "sigma-linear": _CFM, "sigma-context": _CFM,
     "cathode": _FLOW, "anode": _FLOW,
     "radot": {"batch_size": 500},
+    "curtains4f4": {**_FLOW, "transport": {"flow": {"layers": 2, "hidden": 16},
+                                           "train": {"epochs": 2, "keep_best": 1}}},
+    "ranode": {**_FLOW, "signal": {"flow": {"kind": "maf", "transforms": 1, "hidden": 8},
+                                   "train": {"epochs": 2, "keep_best": 1}}, "mass_samples": 2000},
 }
 
 

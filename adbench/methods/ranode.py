@@ -1,0 +1,260 @@
+"""R-ANODE (Residual ANODE, arXiv:2312.11629): a signal density fitted on top of a fixed background.
+
+Per window:
+
+1. p_bkg(x | m): the normalizing-flow family's conditional flow trained on the sidebands, exactly as
+   ANODE's background flow (``_FlowMethod``: CATHODE's settings, one ``LogitScaler`` fitted on all the
+   data shared with the signal model, so the scaler's Jacobian cancels).
+2. p_bkg(m) in the SR: the dijet function fitted to the sidebands (``adbench.masses``), normalised
+   over the SR. As in the paper, the SR events are modelled jointly in (m, x):
+   p_bkg(m, x) = p_bkg(m) p_bkg(x | m).
+3. In the SR, an unconditional signal flow p_sig(m, x) and the signal fraction w are fitted to the
+   SR data by maximum likelihood of (1 - w) p_bkg(m, x) + w p_sig(m, x) with p_bkg fixed
+   (``adbench.models.signal_mixture``). The mass enters the signal flow as the standardised logit of
+   its position in the SR, so the signal density does not leak outside the window.
+4. Score: the fitted likelihood ratio at fixed mass, log p_sig(x | m) - log p_bkg(x | m), with
+   p_sig(x | m) = p_sig(m, x) / p_sig(m) and p_sig(m) a histogram of masses drawn from the signal flow
+   (the paper's score: the mass itself does not discriminate, as for every classifier-based method).
+
+``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
+estimate) and, as a calibrated estimate, the maximum-likelihood w on the validation events (not used
+to fit p_sig) with p_sig held fixed, with its Fisher error. The harness knows the true SR signal
+fraction (``n_sig_sr / n_sr_data`` of the record) to compare them with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adbench.data.events import Events
+from adbench.errors import ConfigError, MethodFailure
+from adbench.masses import dijet_density, fit_dijet_function
+from adbench.methods.base import Truth
+from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod
+from adbench.methods.registry import register
+from adbench.models.signal_mixture import SignalFlowConfig
+from adbench.models.training import TrainConfig
+from adbench.preprocessing import LogitScaler
+from adbench.windows import Window
+
+MASS_EPS = 1e-6  # keeps the logit of the SR position finite at the window's edges
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """The ``[profile.signal.flow]`` and ``[profile.signal.train]`` tables; the defaults are the
+    R-ANODE code's (2 spline transforms of 2 x 32 units, 8 bins; AdamW 3e-4 with torch's default weight
+    decay 0.01, batch 256, 300 epochs, the 10 epochs with the lowest validation loss)."""
+
+    flow: SignalFlowConfig = field(default_factory=SignalFlowConfig)
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=300, batch_size=256, lr=3e-4, optimizer="adamw",
+                                            weight_decay=0.01, keep_best=10)
+    )
+
+
+@dataclass(frozen=True)
+class RanodeSettings(FlowMethodSettings):
+    """R-ANODE's settings: ``flow`` and ``train`` are the background flow's (the family's tables).
+
+    Attributes:
+        signal: the signal flow and its training.
+        w_init: initial signal fraction (the paper draws it in [0.001, 0.01]).
+        learn_w: fit w (True) or keep it at ``w_init`` (the paper's fixed-w mode).
+        w_step_scale: the logit of w is this factor times its trained parameter (1: the paper's).
+        mass_sideband_width: TeV on each side of the SR for the dijet fit of p_bkg(m).
+        mass_bins: bins of the histogram of p_sig(m) over the SR.
+        mass_samples: signal-flow draws for that histogram.
+    """
+
+    signal: SignalSettings = field(default_factory=SignalSettings)
+    w_init: float = 0.005
+    learn_w: bool = True
+    w_step_scale: float = 1.0
+    mass_sideband_width: float = 0.2
+    mass_bins: int = 50
+    mass_samples: int = 200_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.w_init < 1.0:
+            raise ConfigError(f"w_init must be in (0, 1), got {self.w_init}")
+        if not self.w_step_scale > 0:
+            raise ConfigError(f"w_step_scale must be positive, got {self.w_step_scale}")
+        if not self.mass_sideband_width > 0:
+            raise ConfigError(f"mass_sideband_width must be positive, got {self.mass_sideband_width}")
+        if self.mass_bins < 1 or self.mass_samples < 10 * self.mass_bins:
+            raise ConfigError(f"mass_bins must be >= 1 and mass_samples >= 10 mass_bins, got "
+                              f"{self.mass_bins} and {self.mass_samples}")
+
+
+@dataclass
+class MassCoordinate:
+    """The signal flow's mass coordinate: t = (logit((m - low) / width) - mean) / std over the SR."""
+
+    low: float
+    width: float
+    mean: float = 0.0
+    std: float = 1.0
+
+    def _position(self, m: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(m, dtype=np.float64) - self.low) / self.width, MASS_EPS, 1 - MASS_EPS)
+
+    def fit(self, m: np.ndarray) -> MassCoordinate:
+        logit = self.transform(m) * self.std + self.mean
+        self.mean, self.std = float(logit.mean()), float(logit.std()) or 1.0
+        return self
+
+    def transform(self, m: np.ndarray) -> np.ndarray:
+        """(n,) masses in TeV -> (n,) t."""
+        p = self._position(m)
+        return (np.log(p) - np.log1p(-p) - self.mean) / self.std
+
+    def inverse(self, t: np.ndarray) -> np.ndarray:
+        """(n,) t -> (n,) masses in TeV (inside the SR)."""
+        p = 1.0 / (1.0 + np.exp(-(np.asarray(t, dtype=np.float64) * self.std + self.mean)))
+        return self.low + self.width * p
+
+    def log_jacobian(self, m: np.ndarray) -> np.ndarray:
+        """(n,) log |dt/dm|."""
+        p = self._position(m)
+        return -np.log(self.width) - np.log(p) - np.log1p(-p) - np.log(self.std)
+
+
+def background_mass_log_density(events_m: np.ndarray, window: Window, sideband_width: float):
+    """log p_bkg(m) over the SR: the dijet function fitted to the sidebands, normalised on the SR.
+
+    Returns a function (n,) masses -> (n,) log densities (per TeV) and the fitted parameters.
+    """
+    params = fit_dijet_function(events_m, window, sideband_width)
+    grid = np.linspace(window.low, window.high, 2001)
+    norm = np.trapezoid(dijet_density(grid, *params), grid)
+    if not (np.isfinite(norm) and norm > 0):
+        raise MethodFailure(f"{window}: the dijet fit to the sidebands does not normalise on the SR")
+
+    def log_density(m: np.ndarray) -> np.ndarray:
+        return np.log(dijet_density(np.asarray(m, dtype=np.float64), *params)) - np.log(norm)
+
+    return log_density, params
+
+
+@register
+class Ranode(_FlowMethod):
+    """R-ANODE: score = log p_sig(x | m) - log p_bkg(x | m), p_sig fitted on top of a fixed p_bkg.
+
+    Settings: ``RanodeSettings``.
+    """
+
+    name = "ranode"
+    aliases = ("r-anode",)
+    produces = "score"
+    Settings = RanodeSettings
+
+    def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Ranode:
+        from adbench.models.signal_mixture import build_signal_flow, fit_mixture
+
+        config = self.config
+        sidebands = self._sidebands(events, window)
+        sr = events.select(window.in_sr(events.m))
+        if len(sr) < MIN_TRAIN_EVENTS:
+            raise MethodFailure(f"{window}: only {len(sr)} SR data events to fit the signal model")
+        self.scaler_ = LogitScaler().fit(events.x)
+        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, self.scaler_)
+        self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(events.m, window,
+                                                                        config.mass_sideband_width)
+        self.coordinate_ = MassCoordinate(window.low, window.width).fit(sr.m)
+        u, log_bkg = self._coordinates(sr)
+        features = u.shape[1]
+        trained = fit_mixture(
+            u, log_bkg, lambda: build_signal_flow(features, config.signal.flow), config.signal.train,
+            w_init=config.w_init, learn_w=config.learn_w, w_step_scale=config.w_step_scale,
+            seed=self.seed + 7919, device=self.device,
+        )
+        self.mixture_, self.states_, self.record_ = trained.module, trained.states, trained.record
+        self._fit_mass_histogram(window)
+        self._estimate_w(u, log_bkg)
+        self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
+        return self
+
+    def _coordinates(self, events: Events) -> tuple[np.ndarray, np.ndarray]:
+        """SR events -> u = (t, z) (n, 1 + d) float32 and log p_bkg(u) (n,): the background in the
+        signal flow's coordinates, p_bkg(z | m) p_bkg(m) |dm/dt|."""
+        t = self.coordinate_.transform(events.m)
+        z = self.scaler_.transform(events.x)
+        log_bkg = (self.background_flow_.log_prob(events.x, events.m, physical=False)
+                   + self.log_mass_bkg_(events.m) - self.coordinate_.log_jacobian(events.m))
+        return np.column_stack([t, z]).astype(np.float32), log_bkg
+
+    def _fit_mass_histogram(self, window: Window) -> None:
+        """p_sig(m) over the SR from draws of the signal flow (one pseudo-count per bin keeps every
+        bin's density positive)."""
+        from adbench.models.signal_mixture import sample_signal
+
+        config = self.config
+        draws = sample_signal(self.mixture_, self.states_, config.mass_samples, seed=self.seed, device=self.device)
+        masses = self.coordinate_.inverse(draws[:, 0])
+        counts, edges = np.histogram(masses, bins=config.mass_bins, range=(window.low, window.high))
+        counts = counts + 1.0
+        self.mass_edges_ = edges
+        self.log_mass_sig_ = np.log(counts / counts.sum() / np.diff(edges))
+
+    def _estimate_w(self, u: np.ndarray, log_bkg: np.ndarray) -> None:
+        from scipy.optimize import minimize_scalar
+
+        from adbench.models.signal_mixture import fisher_error, signal_log_prob, state_w
+        from adbench.models.training import validation_split
+
+        config = self.config
+        self.kept_w_ = state_w(self.states_, config.w_step_scale)
+        _, val_index = validation_split(len(u), config.signal.train, self.seed + 7919)
+        log_sig = signal_log_prob(self.mixture_, self.states_, u[val_index], device=self.device)
+        log_b = log_bkg[val_index]
+
+        def nll(w: float) -> float:
+            return -float(np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_b).sum())
+
+        best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
+        self.heldout_w_ = float(best.x)
+        self.heldout_w_error_ = fisher_error(log_sig, log_b, self.heldout_w_)
+
+    def score(self, events: Events, window: Window) -> np.ndarray:
+        """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
+        from adbench.models.signal_mixture import signal_log_prob
+
+        m = np.asarray(events.m, dtype=np.float64)
+        t = self.coordinate_.transform(m)
+        z = self.scaler_.transform(events.x)
+        log_joint = signal_log_prob(self.mixture_, self.states_, np.column_stack([t, z]), device=self.device)
+        bins = np.clip(np.searchsorted(self.mass_edges_, m, side="right") - 1, 0, len(self.log_mass_sig_) - 1)
+        # p_sig(z | m) = p_sig(t, z) |dt/dm| / p_sig(m)
+        log_sig = log_joint + self.coordinate_.log_jacobian(m) - self.log_mass_sig_[bins]
+        log_bkg = self.background_flow_.log_prob(events.x, m, physical=False)
+        score = log_sig - log_bkg
+        bad = ~np.isfinite(score)
+        if bad.any():
+            raise MethodFailure(
+                f"ranode: {int(bad.sum())} of {len(score)} scores are NaN/inf ({int((~np.isfinite(log_sig)).sum())} "
+                f"non-finite signal densities, {int((~np.isfinite(log_bkg)).sum())} non-finite background densities)"
+            )
+        return score
+
+    def info(self) -> dict[str, Any]:
+        if not hasattr(self, "states_"):
+            return {}
+        config = self.config
+        return {
+            "sideband_events": self.n_sideband_,
+            "sr_events": self.n_sr_,
+            "fitted_w": float(np.mean(self.kept_w_)),
+            "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
+            "heldout_w": self.heldout_w_,
+            "heldout_w_error": self.heldout_w_error_,
+            "w_init": config.w_init,
+            "learn_w": config.learn_w,
+            "background_mass_fit": [float(p) for p in self.mass_fit_],
+            "background_flow": self.background_flow_.info(),
+            "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,
+                            **self.record_.summary(), "kept_val_losses": list(self.record_.kept_val_losses)},
+        }

@@ -1,0 +1,203 @@
+"""A signal density and its fraction fitted on top of a fixed background density: R-ANODE's core.
+
+Given events ``u`` (n, k) and their fixed background log-densities ``log p_bkg(u)`` (n,), fit an
+unconditional flow p_sig(u) and the signal fraction w by maximum likelihood of
+
+    p_data(u) = w p_sig(u) + (1 - w) p_bkg(u)
+
+(arXiv:2312.11629). w = sigmoid(w_step_scale * theta) with theta trained with the flow's weights by the
+shared training loop; ``w_step_scale`` > 1 lets Adam move the logit of w faster than the weights (1 is
+the paper's parametrisation). With ``learn_w`` false, w stays at its initial value (the paper's fixed-w
+mode). The signal model is any module with ``log_prob(u)``: the default is a zuko flow; tests pass an
+exact density to check the fit of w alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from adbench.errors import ConfigError, MethodFailure
+from adbench.models.training import TrainConfig, Trained, rng_devices, train_module, validation_split
+
+KINDS = ("nsf", "maf")
+
+
+@dataclass(frozen=True)
+class SignalFlowConfig:
+    """The signal flow: an unconditional zuko flow over the k event coordinates.
+
+    Attributes:
+        kind: ``nsf`` (rational-quadratic splines, as the R-ANODE code) or ``maf`` (affine).
+        transforms: autoregressive transforms.
+        hidden: hidden units of each transform's network.
+        hidden_layers: hidden layers of each network.
+        bins: spline bins (``nsf`` only).
+    """
+
+    kind: str = "nsf"
+    transforms: int = 2
+    hidden: int = 32
+    hidden_layers: int = 2
+    bins: int = 8
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown signal flow kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if min(self.transforms, self.hidden, self.hidden_layers) < 1 or self.bins < 2:
+            raise ConfigError(f"signal flow sizes must be positive (bins >= 2): {self}")
+
+
+def build_signal_flow(features: int, config: SignalFlowConfig):
+    """A module with ``log_prob(u)`` (n, k) -> (n,) and ``sample(n)`` -> (n, k): a zuko flow."""
+    import torch
+    import zuko
+
+    hidden = [config.hidden] * config.hidden_layers
+    if config.kind == "nsf":
+        flow = zuko.flows.NSF(features, 0, bins=config.bins, transforms=config.transforms, hidden_features=hidden)
+    else:
+        flow = zuko.flows.MAF(features, 0, transforms=config.transforms, hidden_features=hidden)
+
+    class SignalFlow(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.flow = flow
+
+        def log_prob(self, u):
+            return self.flow().log_prob(u)
+
+        def sample(self, n: int):
+            return self.flow().sample((n,))
+
+    return SignalFlow()
+
+
+def build_mixture(signal, w_init: float, learn_w: bool, w_step_scale: float):
+    """The module holding the signal model and w: ``forward(u, log_bkg)`` gives log p_data (n,)."""
+    import torch
+
+    class Mixture(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.signal = signal
+            theta = torch.tensor(math.log(w_init / (1 - w_init)) / w_step_scale)
+            if learn_w:
+                self.theta = torch.nn.Parameter(theta)
+            else:
+                self.register_buffer("theta", theta)
+
+        def log_w(self):
+            """(log w, log(1 - w)) as 0-d tensors."""
+            logit = w_step_scale * self.theta
+            return torch.nn.functional.logsigmoid(logit), torch.nn.functional.logsigmoid(-logit)
+
+        def forward(self, u, log_bkg):
+            log_w, log_1mw = self.log_w()
+            return torch.logaddexp(log_w + self.signal.log_prob(u), log_1mw + log_bkg)
+
+    return Mixture()
+
+
+def fit_mixture(
+    u: np.ndarray,
+    log_bkg: np.ndarray,
+    build_signal: Callable[[], object],
+    train: TrainConfig,
+    *,
+    w_init: float,
+    learn_w: bool = True,
+    w_step_scale: float = 1.0,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Trained:
+    """Fit p_sig and w by maximum likelihood with p_bkg fixed.
+
+    Args:
+        u: (n, k) float32 event coordinates (the signal model's inputs).
+        log_bkg: (n,) log p_bkg(u) in the same coordinates.
+        build_signal: makes the untrained signal module (``build_signal_flow`` or an exact density).
+
+    Returns:
+        ``Trained``: kept states (best validation NLL first, each with its ``theta``) and the record.
+    """
+    import torch
+
+    if not 0.0 < w_init < 1.0:
+        raise ConfigError(f"w_init must be in (0, 1), got {w_init}")
+    u = np.asarray(u, dtype=np.float32)
+    log_bkg = np.asarray(log_bkg, dtype=np.float64)
+    if not np.isfinite(log_bkg).all():
+        raise MethodFailure(f"{int((~np.isfinite(log_bkg)).sum())} of {len(log_bkg)} background densities are NaN/inf")
+    train_index, val_index = validation_split(len(u), train, seed)
+    if len(train_index) < 2 * u.shape[1] or len(val_index) < 1:
+        raise MethodFailure(f"only {len(u)} events to fit the signal model on")
+    dev = torch.device(device)
+
+    def tensors(index: np.ndarray) -> tuple:
+        return (torch.as_tensor(u[index], device=dev), torch.as_tensor(log_bkg[index].astype(np.float32), device=dev))
+
+    def loss(module, batch):
+        return -module(*batch).mean()
+
+    def validate(module, data):
+        total = 0.0
+        with torch.no_grad():
+            for lo in range(0, len(data[0]), train.eval_batch_size):
+                hi = lo + train.eval_batch_size
+                total += float(module(data[0][lo:hi], data[1][lo:hi]).double().sum())
+        return -total / len(data[0])
+
+    return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
+                        tensors(train_index), tensors(val_index), loss, validate, train,
+                        seed=seed, device=device, label="signal model")
+
+
+def state_w(states: list[dict], w_step_scale: float) -> list[float]:
+    """The signal fraction w of each kept state."""
+    return [float(1.0 / (1.0 + math.exp(-w_step_scale * float(state["theta"])))) for state in states]
+
+
+def signal_log_prob(module, states: list[dict], u: np.ndarray, *, device: str = "cpu",
+                    batch_size: int = 65_536) -> np.ndarray:
+    """log p_sig(u) of the kept states' equal-weight mixture: u (n, k) -> (n,) float64."""
+    import torch
+
+    dev = torch.device(device)
+    u_t = torch.as_tensor(np.asarray(u, dtype=np.float32), device=dev)
+    per_state = torch.empty((len(states), len(u_t)), dtype=torch.float64, device=dev)
+    with torch.no_grad():
+        for k, state in enumerate(states):
+            module.load_state_dict(state)
+            module.eval()
+            for lo in range(0, len(u_t), batch_size):
+                per_state[k, lo:lo + batch_size] = module.signal.log_prob(u_t[lo:lo + batch_size]).double()
+    return (torch.logsumexp(per_state, dim=0) - math.log(len(states))).cpu().numpy()
+
+
+def sample_signal(module, states: list[dict], n: int, *, seed: int = 0, device: str = "cpu") -> np.ndarray:
+    """(n, k) float32 draws from the kept states' equal-weight mixture of signal models."""
+    import torch
+
+    dev = torch.device(device)
+    counts = np.bincount(np.arange(n) % len(states), minlength=len(states))
+    out = []
+    with torch.random.fork_rng(devices=rng_devices(dev)), torch.no_grad():
+        torch.manual_seed(seed)
+        for state, count in zip(states, counts, strict=True):
+            module.load_state_dict(state)
+            module.eval()
+            out.append(module.signal.sample(int(count)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def fisher_error(log_sig: np.ndarray, log_bkg: np.ndarray, w: float) -> float:
+    """The standard error of the maximum-likelihood w with both densities held fixed: 1 / sqrt(I(w)),
+    I(w) = sum_i (p_sig - p_bkg)^2 / (w p_sig + (1 - w) p_bkg)^2 over the fitted events (n,)."""
+    log_sig, log_bkg = np.asarray(log_sig, np.float64), np.asarray(log_bkg, np.float64)
+    log_mix = np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_bkg)
+    score = np.exp(log_sig - log_mix) - np.exp(log_bkg - log_mix)
+    return float(1.0 / np.sqrt(np.sum(score**2)))

@@ -1,0 +1,244 @@
+"""R-ANODE: the signal-plus-fixed-background fit (calibrated checks on toys with exact densities), the
+mass coordinate, and the method through its contract."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("zuko")
+
+from adbench.data.events import Events  # noqa: E402
+from adbench.data.synthetic import synthetic_dataset  # noqa: E402
+from adbench.errors import ConfigError, MethodFailure  # noqa: E402
+from adbench.methods.presets import load_preset  # noqa: E402
+from adbench.methods.ranode import MassCoordinate, Ranode, background_mass_log_density  # noqa: E402
+from adbench.methods.registry import canonical_name, get_method_class  # noqa: E402
+from adbench.models.signal_mixture import (  # noqa: E402
+    SignalFlowConfig,
+    build_signal_flow,
+    fisher_error,
+    fit_mixture,
+    signal_log_prob,
+    state_w,
+)
+from adbench.models.training import TrainConfig, validation_split  # noqa: E402
+from adbench.windows import Window  # noqa: E402
+from tests.conftest import data_seed  # noqa: E402
+
+TINY = {
+    "flow": {"transforms": 2, "hidden": 16},
+    "train": {"epochs": 2, "batch_size": 256, "lr": 3e-3, "keep_best": 2},
+    "signal": {"flow": {"kind": "maf", "transforms": 1, "hidden": 8},
+               "train": {"epochs": 2, "batch_size": 256, "lr": 3e-3, "keep_best": 2}},
+    "w_step_scale": 10.0, "mass_samples": 2000, "mass_bins": 20,
+}
+WINDOW = Window(3.3, 3.7)
+#: Limit on |w - w_true| in standard errors for the calibrated estimates below (false alarm 6e-5).
+PULL_LIMIT = 4.0
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def gaussian(u: np.ndarray, mean: float, sigma: float) -> np.ndarray:
+    """log N(u; mean, sigma^2 I) per row of u (n, k)."""
+    return (-0.5 * (((u - mean) / sigma) ** 2).sum(-1)
+            - u.shape[-1] * (math.log(sigma) + 0.5 * math.log(2 * math.pi)))
+
+
+def pull(estimate: float, truth: float, error: float, what: str) -> float:
+    value = (estimate - truth) / error
+    print(f"{what}: w = {estimate:.4f} +- {error:.4f}, true {truth:.4f}: pull {value:+.2f} "
+          f"(limit {PULL_LIMIT}, {PULL_LIMIT - abs(value):+.2f} to spare)")
+    return value
+
+
+# --- the statistics of w ----------------------------------------------------------------------------
+
+def test_fisher_error_is_the_spread_of_the_maximum_likelihood_w():
+    """With both densities exact, the maximum-likelihood w of many toy samples scatters around the true
+    w by the Fisher error (checked within 4 standard errors of a standard deviation from 400 toys)."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(data_seed(11))
+    w_true, n, toys = 0.2, 2000, 400
+    estimates, errors = [], []
+    for _ in range(toys):
+        n_sig = rng.binomial(n, w_true)
+        u = np.concatenate([rng.normal(0, 1, (n - n_sig, 1)), rng.normal(1.5, 0.5, (n_sig, 1))])
+        log_s, log_b = gaussian(u, 1.5, 0.5), gaussian(u, 0, 1)
+
+        def nll(w, log_s=log_s, log_b=log_b):
+            return -np.logaddexp(np.log(w) + log_s, np.log1p(-w) + log_b).sum()
+
+        w_hat = minimize_scalar(nll, bounds=(1e-6, 1 - 1e-6), method="bounded", options={"xatol": 1e-10}).x
+        estimates.append(w_hat)
+        errors.append(fisher_error(log_s, log_b, w_hat))
+    spread, fisher = float(np.std(estimates, ddof=1)), float(np.mean(errors))
+    ratio_error = 1 / math.sqrt(2 * (toys - 1))  # standard error of a sample standard deviation, relative
+    sigmas = (spread / fisher - 1) / ratio_error
+    print(f"spread of w-hat {spread:.5f}, Fisher error {fisher:.5f}: {sigmas:+.2f} sigma (limit {PULL_LIMIT})")
+    assert abs(sigmas) < PULL_LIMIT
+    assert abs(pull(float(np.mean(estimates)), w_true, spread / math.sqrt(toys), "mean of 400 toys")) < PULL_LIMIT
+
+
+def _toy(seed: int, n: int = 10_000, w: float = 0.1) -> np.ndarray:
+    """(n, 2) events: background N(0, I), a fraction w of signal N((2, 2), 0.4^2 I)."""
+    rng = np.random.default_rng(seed)
+    n_sig = rng.binomial(n, w)
+    return np.concatenate([rng.normal(0, 1, (n - n_sig, 2)), rng.normal(2.0, 0.4, (n_sig, 2))]).astype(np.float32)
+
+
+TOY_TRAIN = TrainConfig(epochs=10, batch_size=256, lr=3e-3, optimizer="adam", schedule="cosine",
+                        final_lr_fraction=0.01, keep_best=3)
+TOY_FLOW = SignalFlowConfig(kind="maf", transforms=2, hidden=16)
+
+
+def heldout_w(u: np.ndarray, log_bkg: np.ndarray, seed: int) -> tuple[float, float, list[float]]:
+    """Fit p_sig and w, then the maximum-likelihood w on the validation events with p_sig fixed:
+    (w, its Fisher error, the trained w of the kept epochs)."""
+    from scipy.optimize import minimize_scalar
+
+    trained = fit_mixture(u, log_bkg, lambda: build_signal_flow(u.shape[1], TOY_FLOW), TOY_TRAIN,
+                          w_init=0.01, w_step_scale=10.0, seed=seed)
+    _, val = validation_split(len(u), TOY_TRAIN, seed)
+    log_s = signal_log_prob(trained.module, trained.states, u[val])
+
+    def nll(w):
+        return -np.logaddexp(np.log(w) + log_s, np.log1p(-w) + log_bkg[val]).sum()
+
+    w_hat = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10}).x
+    return w_hat, fisher_error(log_s, log_bkg[val], w_hat), state_w(trained.states, 10.0)
+
+
+def test_signal_fit_on_an_exact_background_recovers_w_within_its_error():
+    """R-ANODE on a toy whose background density is known exactly: the signal flow and w are fitted on
+    the training events, and w re-estimated on the validation events (which did not shape p_sig) lies
+    within PULL_LIMIT Fisher errors of the injected fraction (pulls -0.8 to +1.8 for seeds 0-5)."""
+    seed = data_seed(0)
+    u = _toy(seed)
+    w_hat, error, kept = heldout_w(u, gaussian(u, 0.0, 1.0), seed)
+    print(f"trained w of the kept epochs: {np.round(kept, 4).tolist()}")
+    assert abs(pull(w_hat, 0.1, error, "exact background")) < PULL_LIMIT
+
+
+def test_a_mismodelled_background_pushes_w_out_of_its_error():
+    """Negative control: the same fit with the background density shifted by 0.4 standard deviations
+    attributes the mismodelling to the signal (pulls +9.6 to +14.2 for seeds 0-5)."""
+    seed = data_seed(0)
+    u = _toy(seed)
+    w_hat, error, _ = heldout_w(u, gaussian(u, -0.4, 1.0), seed)
+    assert pull(w_hat, 0.1, error, "background shifted by -0.4") > PULL_LIMIT
+
+
+# --- coordinates -----------------------------------------------------------------------------------
+
+def test_mass_coordinate_round_trip_and_jacobian():
+    m = np.random.default_rng(0).uniform(3.3, 3.7, 1000)
+    coordinate = MassCoordinate(3.3, 0.4).fit(m)
+    t = coordinate.transform(m)
+    assert abs(t.mean()) < 1e-9 and abs(t.std() - 1) < 1e-9
+    np.testing.assert_allclose(coordinate.inverse(t), m, rtol=0, atol=1e-9)
+    inner, h = m[(m > 3.31) & (m < 3.69)], 1e-7  # central differences, away from the steep edges
+    numeric = (coordinate.transform(inner + h) - coordinate.transform(inner - h)) / (2 * h)
+    np.testing.assert_allclose(coordinate.log_jacobian(inner), np.log(numeric), rtol=0, atol=1e-6)
+
+
+def test_background_mass_density_is_normalised_on_the_sr():
+    data = synthetic_dataset(60_000, 1_000, 1_000, seed=data_seed(3)).events
+    log_density, params = background_mass_log_density(data.m, WINDOW, 0.2)
+    grid = np.linspace(WINDOW.low, WINDOW.high, 4001)
+    assert abs(np.trapezoid(np.exp(log_density(grid)), grid) - 1) < 1e-6
+    assert len(params) == 4
+
+
+# --- the method --------------------------------------------------------------------------------------
+
+def test_registered_with_presets():
+    assert get_method_class("ranode") is Ranode and canonical_name("r-anode") == "ranode"
+    assert Ranode.produces == "score" and Ranode.per_window and not Ranode.needs_truth
+    for profile in ("fast", "paper", "paper-gpu"):
+        config = Ranode(settings=load_preset("ranode", profile).params).config
+        assert 0 < config.w_init < 1 and config.learn_w
+    paper = Ranode(settings=load_preset("ranode", "paper").params).config
+    cathode = get_method_class("cathode")(settings=load_preset("cathode", "paper").params).config
+    assert (paper.flow, paper.train) == (cathode.flow, cathode.train)  # the family's background flow
+    signal = paper.signal
+    assert (signal.flow.kind, signal.flow.transforms, signal.flow.hidden, signal.flow.bins) == ("nsf", 2, 32, 8)
+    assert (signal.train.optimizer, signal.train.lr, signal.train.batch_size, signal.train.epochs) == (
+        "adamw", 3e-4, 256, 300)
+    assert signal.train.keep_best == 10 and signal.train.weight_decay == 0.01 and paper.w_step_scale == 1.0
+    assert Ranode().config == paper  # the defaults are the paper profile
+
+
+@pytest.mark.parametrize(("settings", "key"), [
+    ({"w_init": 0.0}, "w_init"),
+    ({"w_init": 1.5}, "w_init"),
+    ({"w_step_scale": 0}, "w_step_scale"),
+    ({"signal": {"flow": {"kind": "glow"}}}, "signal flow kind"),
+    ({"mass_samples": 10}, "mass_samples"),
+])
+def test_bad_settings_are_one_line_config_errors(settings, key):
+    with pytest.raises(ConfigError, match=key) as error:
+        Ranode(settings=settings).check_ready()
+    assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    return synthetic_dataset(20_000, 2_000, 5_000, seed=data_seed(1)).split(500, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_split):
+    torch.set_num_threads(1)
+    return Ranode(seed=0, settings=TINY).fit(small_split.data, WINDOW)
+
+
+def test_fit_reports_w_and_scores_test_events(small_split, fitted):
+    data = small_split.data
+    info = fitted.info()
+    assert info["sr_events"] == int(WINDOW.in_sr(data.m).sum())
+    assert info["sideband_events"] == int((~WINDOW.in_sr(data.m)).sum())
+    assert 0 < info["fitted_w"] < 1 and len(info["fitted_w_kept"]) == 2
+    assert 0 < info["heldout_w"] < 1 and info["heldout_w_error"] > 0
+    signal = info["signal_flow"]
+    assert signal["n_train"] + signal["n_val"] == info["sr_events"]
+    # p_sig(m) is a normalised density over the SR
+    assert abs(np.sum(np.exp(fitted.log_mass_sig_) * np.diff(fitted.mass_edges_)) - 1) < 1e-9
+    test = small_split.test_in(WINDOW)
+    score = fitted.score(test, WINDOW)
+    assert score.shape == (len(test),) and np.isfinite(score).all()
+
+
+def test_same_seed_same_scores_and_labels_never_read(small_split, fitted):
+    data = small_split.data
+    relabelled = Events(data.m, data.x, np.zeros(len(data), np.int8), data.features)
+    again = Ranode(seed=0, settings=TINY).fit(relabelled, WINDOW)
+    test = small_split.test_in(WINDOW)
+    np.testing.assert_array_equal(fitted.score(test, WINDOW), again.score(test, WINDOW))
+    assert again.info()["fitted_w"] == fitted.info()["fitted_w"]
+
+
+def test_non_finite_scores_are_a_method_failure(small_split, fitted, monkeypatch):
+    test = small_split.test_in(WINDOW)
+
+    def broken(x, m, physical=True):
+        out = np.zeros(len(x))
+        out[:2] = np.nan
+        return out
+
+    monkeypatch.setattr(fitted.background_flow_, "log_prob", broken)
+    with pytest.raises(MethodFailure, match="2 of .* NaN/inf .*2 non-finite background densities"):
+        fitted.score(test, WINDOW)
+
+
+def test_needs_a_window_and_sr_data(small_split):
+    data = small_split.data
+    with pytest.raises(MethodFailure, match="per window"):
+        Ranode(settings=TINY).fit(data, None)
+    with pytest.raises(MethodFailure, match="SR data events"):
+        Ranode(settings=TINY).fit(data.select(~WINDOW.in_sr(data.m)), WINDOW)
