@@ -1,72 +1,95 @@
-"""Command line: a thin layer that parses, calls the library and prints one-line errors."""
+"""Command line: a thin layer that parses, checks, calls the library and prints one-line errors.
+
+Every argument of ``adbench run`` is checked (``adbench.arguments``) before torch is imported or any
+data is read; every user error ends as one ``adbench: error: ...`` line and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import shlex
+import shutil
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any, NoReturn
 
 from adbench import __version__
-from adbench.errors import AdbenchError, ConfigError
+from adbench.errors import AdbenchError, ConfigError, DataError
 
 log = logging.getLogger("adbench")
 
 
-def _int_list(text: str, option: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"{option} expects comma-separated integers, got {text!r}") from None
-    if not values:
-        raise ConfigError(f"{option} is empty")
-    return values
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line (the usage stays one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"adbench: error: {message} (see '{self.prog} --help')\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows every option's default (unless the help text already names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and "default" not in text
+                and default not in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """The options of ``adbench run`` (and of any command that takes the same run description)."""
+    run.add_argument("--methods", required=True,
+                     help="comma-separated method names, each optionally NAME:PROFILE (see 'adbench methods')")
+    run.add_argument("--dataset", default="synthetic",
+                     help="dataset card name (see 'adbench data list') or the path of a labelled LHCO-layout .h5 file")
+    run.add_argument("--data-dir", help="folder with the dataset's files (default: the card's)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--sr", help="signal region LOW,HIGH in TeV (default: the dataset's, 3.3,3.7)")
+    where.add_argument("--scan", help="sliding windows START,STOP,WIDTH[,STEP] in TeV, e.g. 3.1,3.9,0.4,0.2")
+    run.add_argument("--n-sig", default="1000", help="injected signal events, comma-separated")
+    run.add_argument("--seeds", default="0", help="seeds, comma-separated non-negative integers")
+    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (a GPU when torch sees one)")
+    run.add_argument("--profile", default="fast",
+                     help="preset profile: fast, paper, or an extra profile of the methods' presets (e.g. "
+                          "paper-gpu); NAME:PROFILE in --methods overrides it per method")
+    run.add_argument("--features", choices=["sigma", "cathode"],
+                     help="feature set: sigma (5 features) or cathode (4) (default: the dataset's)")
+    run.add_argument("--template-size", type=float, default=4.0,
+                     help="template events per SR data event, the same for every method")
+    run.add_argument("--output", required=True, help="run directory (results.jsonl, report.md, report.html)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress output (by default: bars on a terminal, else one line per finished task)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="adbench",
-        description="Benchmark background-template methods for resonant anomaly detection.",
-    )
+    """Every command and option of the command line."""
+    parser = _Parser(prog="adbench", formatter_class=_HelpFormatter,
+                     description="Benchmark background-template methods for resonant anomaly detection.")
     parser.add_argument("--version", action="version", version=f"adbench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run methods on a dataset and write results + report")
-    run.add_argument("--methods", required=True, help="comma-separated names, each optionally NAME:PROFILE")
-    run.add_argument(
-        "--dataset", default="synthetic",
-        help="dataset card name (see 'adbench data list') or the path of a labelled LHCO-layout .h5 file",
-    )
-    run.add_argument("--data-dir", help="folder with the dataset's files")
-    where = run.add_mutually_exclusive_group()
-    where.add_argument("--sr", help="signal region LOW,HIGH in TeV (default: the dataset's, 3.3,3.7)")
-    where.add_argument("--scan", help="sliding windows START,STOP,WIDTH[,STEP] in TeV")
-    run.add_argument("--n-sig", default="1000", help="injected signal events, comma-separated")
-    run.add_argument("--seeds", default="0", help="seeds, comma-separated")
-    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    run.add_argument(
-        "--profile", default="fast",
-        help="preset profile: fast (default), paper, or an extra profile of the methods' presets "
-             "(e.g. paper-gpu); NAME:PROFILE in --methods overrides it per method",
-    )
-    run.add_argument("--features", choices=["sigma", "cathode"], help="feature set (default: the dataset's)")
-    run.add_argument(
-        "--template-size", type=float, default=4.0,
-        help="template events per SR data event, the same for every method (default 4)",
-    )
-    run.add_argument("--output", required=True, help="run directory (results.jsonl, report)")
-    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run = sub.add_parser("run", help="run methods on a dataset and write results + report",
+                         formatter_class=_HelpFormatter)
+    add_run_arguments(run)
+    from adbench.executors.cli import add_executor_arguments, add_plan_command
+
+    add_executor_arguments(run)
+    add_plan_command(sub, _HelpFormatter)
 
     report = sub.add_parser("report", help="write DIR/report.md and DIR/report.html from DIR/results.jsonl")
     report.add_argument("directory")
 
     sub.add_parser("methods", help="list the registered methods")
 
-    data = sub.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True)
-    data.add_parser("list", help="list the dataset cards")
+    data = sub.add_parser("data", help="dataset utilities").add_subparsers(dest="data_command", required=True,
+                                                                          metavar="DATA_COMMAND")
+    data.add_parser("list", help="list the dataset cards and where their files come from")
     fetch = data.add_parser("fetch", help="download a dataset's files (resumes, checks sha256)")
     fetch.add_argument("name")
     fetch.add_argument("--dir", required=True, help="target folder")
@@ -88,59 +111,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def load_run(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Check the arguments (fast, nothing loaded), then the methods on the device, then load the
+    dataset: returns (dataset, RunConfig)."""
+    from adbench.arguments import make_windows, validate_run
 
+    request = validate_run(args)
     from adbench.data.cards import load_dataset
-    from adbench.environment import resolve_device
-    from adbench.harness import MethodSpec, RunConfig, check_methods, run_benchmark
-    from adbench.windows import Window, parse_scan, parse_sr
+    from adbench.executors.cli import resolve_run_device
+    from adbench.harness import RunConfig, check_methods
+    from adbench.windows import Window
 
-    methods = [MethodSpec.parse(name, args.profile) for name in args.methods.split(",") if name.strip()]
-    if not methods:
-        raise ConfigError("--methods is empty")
-    n_sigs = _int_list(args.n_sig, "--n-sig")
-    seeds = _int_list(args.seeds, "--seeds")
-    device = resolve_device(args.device)
-    check_methods(methods, device)
-    dataset = load_dataset(args.dataset, args.data_dir, args.features)
-    if args.scan:
-        windows = parse_scan(args.scan)
-    elif args.sr:
-        windows = [parse_sr(args.sr)]
-    else:
-        windows = [Window(dataset.default_window.low, dataset.default_window.high)]
-    for n_sig in n_sigs:
+    device = resolve_run_device(args, request.device)
+    check_methods(request.methods, device)
+    dataset = load_dataset(request.dataset, request.data_dir, request.features)
+    windows = make_windows(request.windows) or [Window(dataset.default_window.low, dataset.default_window.high)]
+    for n_sig in request.n_sigs:
         if n_sig > dataset.n_signal_pool:
             raise ConfigError(
                 f"--n-sig {n_sig} is larger than the signal pool of {args.dataset!r} ({dataset.n_signal_pool} events)"
             )
     config = RunConfig(
-        methods=methods, windows=windows, n_sigs=n_sigs, seeds=seeds, output=Path(args.output),
-        device=device, template_size=args.template_size,
+        methods=request.methods, windows=windows, n_sigs=request.n_sigs, seeds=request.seeds, output=request.output,
+        device=device, template_size=request.template_size,
         command="adbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
+    return dataset, config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from adbench.console import count_records, inner_bar_factory, interactive, task_bar_factory
+    from adbench.executors.cli import check_executor_arguments, executor_from_args, left_message
+    from adbench.progress import listening
+
+    check_executor_arguments(args)
+    dataset, config = load_run(args)
+    executor = executor_from_args(args, config.device)
+    from adbench.harness import run_benchmark
+
     print(
-        f"adbench: {len(methods)} method(s) x {len(windows)} window(s) x {len(n_sigs)} N_sig x "
-        f"{len(seeds)} seed(s) on {dataset.name} ({len(dataset.events):,} events), device {device}",
+        f"adbench: {len(config.methods)} method(s) x {len(config.windows)} window(s) x {len(config.n_sigs)} N_sig x "
+        f"{len(config.seeds)} seed(s) on {dataset.name} ({len(dataset.events):,} events), device {config.device}",
         file=sys.stderr,
     )
-
-    def bar(total: int):
-        return tqdm(total=total, unit="task", desc="adbench", disable=args.no_progress or None)
-
+    results = config.output / "results.jsonl"
+    before = count_records(results)
+    bars = interactive() and not args.no_progress
+    task_bar = None if args.no_progress else task_bar_factory(results, bars)
     try:
-        summary = run_benchmark(dataset, config, progress=bar)
+        with listening(inner_bar_factory() if bars else None):
+            summary = run_benchmark(dataset, config, progress=task_bar, executor=executor)
     except KeyboardInterrupt:
-        print(f"adbench: interrupted; finished results are kept in {config.output / 'results.jsonl'} "
-              "(run the same command again to resume)", file=sys.stderr)
+        print(interrupted_message(results, before), file=sys.stderr)
         return 130
     print(
         f"adbench: {summary.finished} finished, {summary.failed} failed, {summary.skipped} already done "
         f"-> {summary.output}",
         file=sys.stderr,
     )
-    if not args.no_report:
+    if left_message(summary):
+        print(left_message(summary), file=sys.stderr)
+    if not args.no_report and (summary.finished or summary.failed or summary.skipped):
         from adbench.report import write_report
 
         paths = write_report(config.output)
@@ -148,10 +179,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if summary.failed and not summary.finished else 0
 
 
+def interrupted_message(results: Path, before: int) -> str:
+    """What Ctrl-C leaves behind, as it is: new records kept, only older ones, or nothing at all."""
+    from adbench.console import count_records
+
+    kept = count_records(results) - before
+    if kept > 0:
+        return (f"adbench: interrupted; the {kept} task(s) this run finished are kept in {results} "
+                "(run the same command again to resume)")
+    if before > 0:
+        return (f"adbench: interrupted before this run finished a task; {results} holds the {before} earlier "
+                "record(s) (run the same command again to resume)")
+    return "adbench: interrupted before any task finished; no results were written"
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from adbench.report import write_report
 
-    paths = write_report(Path(args.directory))
+    directory = Path(args.directory)
+    if not directory.exists():
+        raise DataError(f"{directory}: no such directory (the --output of an 'adbench run')")
+    paths = write_report(directory)
     print(paths["markdown"])
     print(paths["html"])
     return 0
@@ -168,20 +216,50 @@ def cmd_methods(_: argparse.Namespace) -> int:
     return 0
 
 
+def card_source(card: Any) -> str:
+    """Where a card's files come from, in one phrase."""
+    if card.loader == "synthetic":
+        return "generated on the fly (seconds): nothing to fetch"
+    spec = card.files.get("features", {})
+    if "url" in spec:
+        return f"public: adbench data fetch {card.name} --dir DIR"
+    if card.default_dir:
+        here = (Path(__file__).resolve().parents[1] / card.default_dir).resolve() / spec.get("filename", "")
+        state = "present here" if here.is_file() else "absent here"
+        return (f"no download: kept in the development folder {card.default_dir} ({state}); elsewhere give "
+                "--data-dir, or use the public data: adbench data fetch lhco --dir DIR, then --dataset lhco")
+    return "give --data-dir"
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from adbench.data.cards import card_names, load_card, load_dataset
 
     if args.data_command == "list":
+        width = max(60, min(shutil.get_terminal_size((100, 24)).columns, 120))
         for name in card_names():
-            print(f"{name:16s} {load_card(name).description.splitlines()[0][:100]}")
+            card = load_card(name)
+            description = " ".join(card.description.split())
+            print(textwrap.fill(description, width, initial_indent=f"{name:16s} ", subsequent_indent=" " * 17,
+                                break_long_words=False, break_on_hyphens=False))
+            print(textwrap.fill(f"files: {card_source(card)}", width, initial_indent=" " * 17,
+                                subsequent_indent=" " * 19, break_long_words=False, break_on_hyphens=False))
         return 0
     if args.data_command == "fetch":
         from adbench.data.fetch import fetch_all
 
-        for path in fetch_all(load_card(args.name).remote_files(), Path(args.dir)):
+        card = load_card(args.name)
+        if card.loader == "synthetic":
+            print(f"adbench: {card.name} is generated on the fly (seconds, no files): nothing to fetch")
+            return 0
+        if not any("url" in spec for spec in card.files.values()):
+            raise DataError(f"dataset {card.name!r} has {card_source(card)}")
+        for path in fetch_all(card.remote_files(), Path(args.dir)):
             print(path)
         return 0
     if args.data_command == "info":
+        from adbench.arguments import check_dataset
+
+        check_dataset(args.name, args.data_dir)
         dataset = load_dataset(args.name, args.data_dir)
         events = dataset.events
         w = dataset.default_window
@@ -229,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="adbench: %(levelname)s: %(message)s",
     )
-    handlers = {"run": cmd_run, "report": cmd_report, "methods": cmd_methods, "data": cmd_data}
+    from adbench.executors.cli import cmd_plan
+
+    handlers = {"run": cmd_run, "plan": cmd_plan, "report": cmd_report, "methods": cmd_methods, "data": cmd_data}
     try:
         return handlers[args.command](args)
     except AdbenchError as error:
