@@ -43,3 +43,37 @@ reference-reports: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# The `paper` profiles of every registered method on a GPU (synthetic, and lhcolike when ../shared/data
+# holds it), in chunks of --max-time $(REFERENCE_GPU_CHUNK): each chunk resumes the last and stops
+# starting tasks that would not finish in time. With a GPU lease shorter than the whole run, call it
+# again until it no longer prints "tasks left" (REFERENCE_GPU_CHUNKS=1: one chunk per call). A chunk
+# that makes no progress (the same task failing again) stops the loop. Reports in reports/<dataset>-gpu/.
+REFERENCE_GPU_DATASETS ?= synthetic $(if $(wildcard ../shared/data/lhcolike/events_lhcolike.features.h5),lhcolike)
+REFERENCE_GPU_METHODS ?= all
+REFERENCE_GPU_ARGS ?= --profile paper --device cuda --n-sig 1000,3000 --seeds 0,1
+REFERENCE_GPU_CHUNK ?= 9m
+REFERENCE_GPU_CHUNKS ?= 1000
+REFERENCE_GPU_DIR ?= reports
+
+.PHONY: reference-gpu
+reference-gpu: $(STAMP)
+	@methods='$(REFERENCE_GPU_METHODS)'; \
+	if [ "$$methods" = all ]; then \
+		methods=$$($(BIN)/python -c "from adbench.methods.registry import method_names as m; print(','.join(m()))"); \
+	fi; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	for dataset in $(REFERENCE_GPU_DATASETS); do \
+		out=$(REFERENCE_GPU_DIR)/$$(basename $$dataset .h5)-gpu; last=; chunk=0; \
+		while [ $$chunk -lt $(REFERENCE_GPU_CHUNKS) ]; do \
+			chunk=$$((chunk + 1)); \
+			$(BIN)/adbench run --methods $$methods --dataset $$dataset $(REFERENCE_GPU_ARGS) \
+				--max-time $(REFERENCE_GPU_CHUNK) --no-progress --no-report --output $$out 2> $$log; \
+			status=$$?; cat $$log >&2; [ $$status -eq 0 ] || exit $$status; \
+			left=$$(sed -n 's/^adbench: \([0-9]*\) of [0-9]* tasks left.*/\1/p' $$log); \
+			[ -n "$$left" ] || break; \
+			if [ "$$left" = "$$last" ]; then echo "reference-gpu: chunk $$chunk made no progress" >&2; exit 1; fi; \
+			last=$$left; \
+		done; \
+		$(BIN)/adbench report $$out || exit $$?; \
+	done

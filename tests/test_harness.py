@@ -142,3 +142,41 @@ def test_a_method_profile_sets_its_own_classifier(tmp_path, small_dataset):
     assert run.classifier_for(paper) is paper.classifier
     run.classifier = FAST
     assert run.classifier_for(paper) is FAST  # an explicit run classifier overrides every profile
+
+
+def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, small_dataset, monkeypatch):
+    """One fit per (N_sig, seed) for the methods that share it, owned by the first listed method with
+    windows left; a rerun plans only what is not finished."""
+    from adbench.planning import make_plan
+
+    class Other(_Shared):
+        name = "shared-toy-2"
+
+    monkeypatch.setitem(registry._REGISTRY, _Shared.name, _Shared)
+    monkeypatch.setitem(registry._REGISTRY, Other.name, Other)
+    cfg = config(tmp_path, ["idealized"], seeds=(0, 1))
+    cfg.methods = [spec(_Shared), MethodSpec.parse("idealized", "fast"), spec(Other)]
+    cfg.windows = [Window(3.3, 3.7), Window(3.5, 3.9)]
+    plan = make_plan(small_dataset, cfg)
+    assert (plan.total, plan.done, len(plan.windows)) == (12, 0, 12)
+    shape = [(type(t).__name__[0], t.spec.name, t.seed) for t in plan.tasks]
+    assert shape[:7] == [("F", "shared-toy", 0), ("W", "shared-toy", 0), ("W", "shared-toy", 0),
+                         ("W", "idealized", 0), ("W", "idealized", 0), ("W", "shared-toy-2", 0),
+                         ("W", "shared-toy-2", 0)]
+    assert [t.index for t in plan.tasks] == list(range(len(plan.tasks)))
+    fits = plan.fits
+    assert len(fits) == 2 and all(f.users == ["shared-toy", "shared-toy-2"] for f in fits)
+    for task in plan.windows:
+        if task.spec.name == "idealized":
+            assert task.fit is None
+        else:
+            assert task.fit == fits[task.seed].key
+            assert task.shared_from == (None if task.spec.name == "shared-toy" else "shared-toy")
+    # seed 0 of the owner done: the other method owns that fit now; both done: no fit for seed 0
+    finished = {t.record_key for t in plan.windows if t.spec.name == "shared-toy" and t.seed == 0}
+    replan = make_plan(small_dataset, cfg, finished)
+    fit0 = next(f for f in replan.fits if f.seed == 0)
+    assert (replan.done, fit0.spec.name, fit0.users) == (2, "shared-toy-2", ["shared-toy-2"])
+    assert all(t.shared_from is None for t in replan.windows if t.seed == 0)
+    finished |= {t.record_key for t in plan.windows if t.spec.name == "shared-toy-2" and t.seed == 0}
+    assert [f.seed for f in make_plan(small_dataset, cfg, finished).fits] == [1]

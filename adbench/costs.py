@@ -1,0 +1,187 @@
+"""Cost estimates of tasks (for ``--max-time`` and ``adbench plan``) and duration parsing.
+
+Where an estimate comes from, best first:
+
+- ``run``: the wall-clock time of tasks of the same configuration finished earlier in this run;
+- ``results``: the timed phases of records of the same configuration and kind of device already in
+  the output directory, plus a margin for what the records do not time (split, metrics);
+- ``guess``: a built-in CPU reference (below) scaled by the dataset's size, the preset's epochs and
+  the classifier's size. It is rough, and for a GPU pessimistic: it only orders the first tasks of a
+  fresh run, and is replaced as soon as one task of a configuration has finished.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from adbench.data.dataset import Dataset
+from adbench.errors import ConfigError
+from adbench.evaluate import ClassifierConfig
+from adbench.methods.presets import load_preset
+from adbench.planning import FitTask, Plan, Task, WindowTask
+from adbench.results import Record
+from adbench.runconfig import MethodSpec, RunConfig
+
+#: Seconds of the ``fast`` profiles on 2 cores of an AMD EPYC at LHCO size (1.1M data events), the
+#: medians of reports/synthetic-cpu: (shared fit, per-window training, per-window template +
+#: classifier). ANODE (not in that report) is counted as two CATHODE flows.
+FAST_CPU_SECONDS: dict[str, tuple[float, float, float]] = {
+    "vdata": (62.0, 0.0, 12.5), "sigma-linear": (62.0, 0.0, 21.0), "sigma-context": (62.0, 0.0, 10.7),
+    "vcr": (0.0, 49.0, 13.5), "cathode": (0.0, 14.0, 12.4), "anode": (0.0, 28.0, 6.0),
+    "radot": (0.0, 25.0, 16.2), "idealized": (0.0, 0.0, 9.3), "supervised": (0.0, 9.0, 2.0),
+}
+#: A method not in the table.
+UNKNOWN_SECONDS = (120.0, 60.0, 15.0)
+REFERENCE_EVENTS = 1_100_000
+#: Untimed seconds per window task at the reference size (split, fidelity AUCs, bootstrap, histograms).
+UNTIMED_SECONDS = 10.0
+#: Margin on estimates from stored records.
+MARGIN = 1.25
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    source: str  # run | results | guess
+
+    @property
+    def measured(self) -> bool:
+        return self.source != "guess"
+
+
+class CostModel:
+    """Cost estimates for the tasks of one run, refined as its tasks finish.
+
+    Args:
+        earlier: records already in the output directory.
+        gpu: whether this run's device is a GPU (records of the other kind of device are ignored).
+    """
+
+    def __init__(self, dataset: Dataset, config: RunConfig, plan: Plan, earlier: list[Record], gpu: bool) -> None:
+        self.scale = len(dataset.events) / REFERENCE_EVENTS
+        self.config = config
+        self._fit_users: dict[str, set[str]] = {fit.key: set() for fit in plan.fits}
+        for task in plan.windows:
+            if task.fit:
+                self._fit_users[task.fit].add(task.config_hash)
+        self._stored_window: dict[str, list[float]] = defaultdict(list)
+        self._stored_fit: dict[str, list[float]] = defaultdict(list)
+        for record in earlier:
+            if not record.ok or record.device.startswith("CPU") == gpu:
+                continue
+            timed = record.time_fit_window_s + record.time_sample_s + record.time_classify_s
+            self._stored_window[record.config_hash].append(timed)
+            if not record.per_window:
+                self._stored_fit[record.config_hash].append(record.time_fit_shared_s)
+        self._run_window: dict[str, list[float]] = defaultdict(list)
+        self._run_untimed: list[float] = []
+        self._run_fit: dict[str, list[float]] = defaultdict(list)
+
+    def learn(self, task: WindowTask, record: Record, seconds: float) -> None:
+        """Take the wall-clock ``seconds`` of a finished window task into account."""
+        if not record.ok:
+            return
+        self._run_window[task.config_hash].append(seconds)
+        timed = record.time_fit_window_s + record.time_sample_s + record.time_classify_s
+        self._run_untimed.append(max(0.0, seconds - timed))
+        if task.fit:
+            self._run_fit[task.fit].append(record.time_fit_shared_s)
+
+    def estimate(self, task: Task) -> Estimate:
+        """The task's own cost (a fit: the fit alone)."""
+        return self._fit(task) if isinstance(task, FitTask) else self._window(task)
+
+    def to_start(self, task: Task, plan: Plan) -> Estimate:
+        """What starting ``task`` commits to: a window task itself; a fit, the fit and its first
+        window (a fit whose windows cannot follow is wasted)."""
+        if isinstance(task, WindowTask):
+            return self._window(task)
+        users = plan.users_of(task)
+        fit = self._fit(task)
+        if not users:
+            return fit
+        first = self._window(users[0])
+        sources = {fit.source, first.source}
+        source = "guess" if "guess" in sources else "results" if "results" in sources else "run"
+        return Estimate(fit.seconds + first.seconds, source)
+
+    def _window(self, task: WindowTask) -> Estimate:
+        if self._run_window.get(task.config_hash):
+            return Estimate(statistics.median(self._run_window[task.config_hash]), "run")
+        untimed = statistics.median(self._run_untimed) if self._run_untimed else UNTIMED_SECONDS * self.scale
+        if self._stored_window.get(task.config_hash):
+            return Estimate(MARGIN * statistics.median(self._stored_window[task.config_hash]) + untimed, "results")
+        _, train, rest = FAST_CPU_SECONDS.get(task.spec.name, UNKNOWN_SECONDS)
+        seconds = self.scale * (train * _epoch_ratio(task.spec) + rest * _classifier_ratio(self.config, task.spec))
+        return Estimate(seconds + untimed, "guess")
+
+    def _fit(self, task: FitTask) -> Estimate:
+        if self._run_fit.get(task.key):
+            return Estimate(max(self._run_fit[task.key]), "run")
+        stored = [s for h in self._fit_users.get(task.key, ()) for s in self._stored_fit.get(h, ())]
+        if stored:
+            return Estimate(MARGIN * statistics.median(stored), "results")
+        fit, _, _ = FAST_CPU_SECONDS.get(task.spec.name, UNKNOWN_SECONDS)
+        return Estimate(self.scale * fit * _epoch_ratio(task.spec), "guess")
+
+
+def _epoch_ratio(spec: MethodSpec) -> float:
+    """Epochs of the spec's profile over those of its ``fast`` profile (1 without epochs)."""
+    epochs = _epochs(spec.preset.params)
+    if epochs is None or spec.preset.profile == "fast":
+        return 1.0
+    try:
+        fast = _epochs(load_preset(spec.name, "fast").params)
+    except ConfigError:
+        return 1.0
+    return epochs / fast if fast else 1.0
+
+
+def _epochs(params: dict[str, Any]) -> float | None:
+    value = params.get("train", {}).get("epochs") if isinstance(params.get("train"), dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _classifier_ratio(config: RunConfig, spec: MethodSpec) -> float:
+    """Boosting iterations of the classifier used, over those of the default (fast) classifier."""
+    used, fast = config.classifier_for(spec), ClassifierConfig()
+    return (used.n_models * used.max_iter) / (fast.n_models * fast.max_iter)
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|min|s|m|h|d)")
+
+
+def parse_duration(text: str, option: str = "--max-time") -> float:
+    """Seconds in ``text``: ``50m``, ``1h30m``, ``90s``, ``1.5h``, ``500ms``, a bare number of
+    seconds, or a Slurm-style ``[[D-]HH:]MM:SS``. Raises ``ConfigError`` naming ``option``."""
+    raw = text.strip().lower()
+    seconds: float | None = None
+    if re.fullmatch(r"\d+(\.\d*)?", raw):
+        seconds = float(raw)
+    elif re.fullmatch(r"(\d+-)?(\d+:){1,2}\d+", raw):
+        days, _, clock = raw.rpartition("-")
+        parts = [int(p) for p in clock.split(":")]
+        seconds = sum(value * 60**power for power, value in enumerate(reversed(parts))) + 86400 * int(days or 0)
+    elif raw and _PART.sub("", raw) == "":
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in _PART.findall(raw))
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{option} expects a positive duration like 50m, 1h30m, 90s or 01:30:00, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``95`` -> ``1m35s``; ``3725`` -> ``1h02m``."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
