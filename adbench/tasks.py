@@ -292,7 +292,8 @@ def run_window(
         record.mass_sampler = masses.note
         record.fidelity_auc = two_sample_auc(template, true_bkg, split.seed)
         record.template_data_auc = two_sample_auc(template, sr_data.x, split.seed)
-        record.histograms = feature_histograms(sr_data, template, true_bkg)
+        test_signal = test.signal().x
+        record.histograms = feature_histograms(sr_data, template, true_bkg, test_signal if len(test_signal) else None)
     else:
         with watch.phase("classify"):
             scores = np.asarray(model.score(test, window), dtype=np.float64)

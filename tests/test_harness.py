@@ -37,6 +37,8 @@ def test_reference_methods_and_resume(tmp_path, small_dataset):
     assert by[("supervised", 3000)].max_sic >= by[("idealized", 3000)].max_sic > 1.5
     assert 0 < by[("idealized", 3000)].stat_errors["max_sic"] < by[("idealized", 3000)].max_sic / 2
     assert set(by[("idealized", 3000)].histograms) == set(small_dataset.features)
+    # the test set's signal is stored for the data-versus-template figures
+    assert sum(by[("idealized", 3000)].histograms[small_dataset.features[0]]["signal"]) > 0
     assert by[("idealized", 3000)].s_over_b == pytest.approx(
         by[("idealized", 3000)].n_sig_sr / (by[("idealized", 3000)].n_sr_data - by[("idealized", 3000)].n_sig_sr))
     again = run_benchmark(small_dataset, config(tmp_path, ["idealized", "supervised"], n_sigs=(0, 3000)))
