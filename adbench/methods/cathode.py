@@ -26,6 +26,20 @@ from adbench.windows import Window
 MIN_TRAIN_EVENTS = 100
 
 
+
+def likelihood_ratio(log_numerator: np.ndarray, log_bkg: np.ndarray, method: str, numerator: str) -> np.ndarray:
+    """(n,) score log p_numerator - log p_bkg of a density-ratio method; ``MethodFailure`` naming how
+    many densities of each kind are not finite rather than NaN scores."""
+    score = log_numerator - log_bkg
+    bad = ~np.isfinite(score)
+    if bad.any():
+        raise MethodFailure(
+            f"{method}: {int(bad.sum())} of {len(score)} scores are NaN/inf "
+            f"({int((~np.isfinite(log_numerator)).sum())} non-finite {numerator} densities, "
+            f"{int((~np.isfinite(log_bkg)).sum())} non-finite background densities)"
+        )
+    return score
+
 @dataclass(frozen=True)
 class FlowMethodSettings:
     """The ``[profile.flow]`` and ``[profile.train]`` tables of a CATHODE or ANODE preset; the defaults
@@ -118,15 +132,7 @@ class Anode(_FlowMethod):
         """(n,) log-likelihood ratio of the events (higher = more signal-like)."""
         log_data = self.data_flow_.log_prob(events.x, events.m, physical=False)
         log_bkg = self.background_flow_.log_prob(events.x, events.m, physical=False)
-        score = log_data - log_bkg
-        bad = ~np.isfinite(score)
-        if bad.any():
-            raise MethodFailure(
-                f"anode: {int(bad.sum())} of {len(score)} scores are NaN/inf "
-                f"({int((~np.isfinite(log_data)).sum())} non-finite data densities, "
-                f"{int((~np.isfinite(log_bkg)).sum())} non-finite background densities)"
-            )
-        return score
+        return likelihood_ratio(log_data, log_bkg, "anode", "data")
 
     def info(self) -> dict[str, Any]:
         if not hasattr(self, "data_flow_"):

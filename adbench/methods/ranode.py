@@ -33,7 +33,7 @@ from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
-from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod
+from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
 from adbench.methods.registry import register
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
@@ -231,14 +231,7 @@ class Ranode(_FlowMethod):
         # p_sig(z | m) = p_sig(t, z) |dt/dm| / p_sig(m)
         log_sig = log_joint + self.coordinate_.log_jacobian(m) - self.log_mass_sig_[bins]
         log_bkg = self.background_flow_.log_prob(events.x, m, physical=False)
-        score = log_sig - log_bkg
-        bad = ~np.isfinite(score)
-        if bad.any():
-            raise MethodFailure(
-                f"ranode: {int(bad.sum())} of {len(score)} scores are NaN/inf ({int((~np.isfinite(log_sig)).sum())} "
-                f"non-finite signal densities, {int((~np.isfinite(log_bkg)).sum())} non-finite background densities)"
-            )
-        return score
+        return likelihood_ratio(log_sig, log_bkg, "ranode", "signal")
 
     def info(self) -> dict[str, Any]:
         if not hasattr(self, "states_"):
