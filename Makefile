@@ -5,7 +5,9 @@ BIN = $(VENV)/bin
 STAMP = $(VENV)/.adbench-installed
 DEMO_DIR ?= runs/demo
 DEMO_METHODS ?= idealized,supervised,radot
-REFERENCE_METHODS ?= sigma-linear,sigma-context,vcr,vdata,cathode,radot,idealized,supervised
+# The flow-matching family at its cpu profile (the others have fast and paper only).
+REFERENCE_METHODS ?= sigma-linear:cpu,sigma-context:cpu,vcr:cpu,vdata:cpu,cathode,anode,curtains4f4,ranode,radot,idealized,supervised
+REFERENCE_SEEDS ?= 0,1,2
 
 .PHONY: install demo test lint bench reference-reports clean
 
@@ -32,14 +34,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -o python_files='bench_*.py' tests/benchmarks --benchmark-only
 
-# The reference reports in reports/ (CPU, fast profile; see reports/README.md). About an hour on 2 cores.
+# The reference reports in reports/ (CPU; see reports/README.md): many hours on 2 cores (the cpu
+# profile's shared fit alone is up to 20 minutes per dataset, N_sig and seed); resumable, so it can be
+# run in pieces (`--max-time` through REFERENCE_ARGS, e.g. REFERENCE_ARGS="--max-time 2h").
 reference-reports: $(STAMP)
 	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhco-100k --scan 3.1,3.9,0.4,0.2 \
-		--n-sig 300,1000 --seeds 0,1 --device cpu --no-progress --output reports/lhco-100k-cpu
-	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhcolike --n-sig 1000,3000 --seeds 0,1 \
-		--device cpu --no-progress --output reports/lhcolike-cpu
-	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset synthetic --n-sig 1000,3000 --seeds 0,1 \
-		--device cpu --no-progress --output reports/synthetic-cpu
+		--n-sig 300,1000 --seeds $(REFERENCE_SEEDS) --device cpu --no-progress $(REFERENCE_ARGS) --output reports/lhco-100k-cpu
+	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhcolike --n-sig 1000,3000 --seeds $(REFERENCE_SEEDS) \
+		--device cpu --no-progress $(REFERENCE_ARGS) --output reports/lhcolike-cpu
+	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset synthetic --n-sig 1000,3000 --seeds $(REFERENCE_SEEDS) \
+		--device cpu --no-progress $(REFERENCE_ARGS) --output reports/synthetic-cpu
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
