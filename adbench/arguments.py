@@ -13,6 +13,7 @@ import argparse
 import math
 import os
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def int_list(text: str, option: str, minimum: int = 0, maximum: int | None = Non
             raise ConfigError(f"{option} {value}: must be >= {minimum}")
         if maximum is not None and value > maximum:
             raise ConfigError(f"{option} {value}: must be <= {maximum}")
-    repeated = sorted({v for v in values if values.count(v) > 1})
+    repeated = sorted(v for v, n in Counter(values).items() if n > 1)
     if repeated:
         raise ConfigError(f"{option} lists {', '.join(map(str, repeated))} twice")
     return values
@@ -206,14 +207,11 @@ def validate_run(args: argparse.Namespace) -> RunRequest:
     output = check_output(args.output)
     check_dataset(args.dataset, args.data_dir)
 
-    from adbench.harness import MethodSpec
+    from adbench.runconfig import MethodSpec, repeated_method
 
     methods = [MethodSpec.parse(name, args.profile) for name in names]
-    seen: set[tuple[str, str]] = set()
-    for spec in methods:
-        ident = (spec.name, spec.preset.profile)
-        if ident in seen:
-            raise ConfigError(f"--methods lists {spec.name!r} with profile {spec.preset.profile!r} twice")
-        seen.add(ident)
+    twice = repeated_method(methods)
+    if twice is not None:
+        raise ConfigError(f"--methods lists {twice.name!r} with profile {twice.preset.profile!r} twice")
     return RunRequest(methods, args.dataset, args.data_dir, windows, n_sigs, seeds, device, args.features,
                       float(args.template_size), output)

@@ -228,7 +228,7 @@ def card_source(card: Any) -> str:
         state = "present here" if here.is_file() else "absent here"
         return (f"no download: kept in the development folder {card.default_dir} ({state}); elsewhere give "
                 "--data-dir, or use the public data: adbench data fetch lhco --dir DIR, then --dataset lhco")
-    return "give --data-dir"
+    return "no download: give --data-dir"
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ Where an estimate comes from, best first:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import statistics
@@ -135,11 +136,17 @@ def _epoch_ratio(spec: MethodSpec) -> float:
     epochs = _epochs(spec.preset.params)
     if epochs is None or spec.preset.profile == "fast":
         return 1.0
-    try:
-        fast = _epochs(load_preset(spec.name, "fast").params)
-    except ConfigError:
-        return 1.0
+    fast = _fast_epochs(spec.name)
     return epochs / fast if fast else 1.0
+
+
+@functools.cache
+def _fast_epochs(method: str) -> float | None:
+    """Epochs of a method's ``fast`` profile (None without one); read once per method."""
+    try:
+        return _epochs(load_preset(method, "fast").params)
+    except ConfigError:
+        return None
 
 
 def _epochs(params: dict[str, Any]) -> float | None:

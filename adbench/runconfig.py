@@ -129,13 +129,22 @@ def check_windows(dataset: Dataset, windows: list[Window]) -> None:
 def check_methods(methods: list[MethodSpec], device: str = "cpu") -> None:
     """Before any data is loaded: no method is asked for twice with the same profile, every preset's
     settings are accepted, and every configuration can run here (``check_ready``)."""
+    twice = repeated_method(methods)
+    if twice is not None:
+        raise ConfigError(f"method {twice.name!r} with profile {twice.preset.profile!r} is listed twice")
+    for spec in methods:
+        make_model(spec, device, 0, spec.classifier).check_ready()
+
+
+def repeated_method(methods: list[MethodSpec]) -> MethodSpec | None:
+    """The first spec whose (method, profile) an earlier one already has, else None."""
     seen: set[tuple[str, str]] = set()
     for spec in methods:
         ident = (spec.name, spec.preset.profile)
         if ident in seen:
-            raise ConfigError(f"method {spec.name!r} with profile {spec.preset.profile!r} is listed twice")
+            return spec
         seen.add(ident)
-        make_model(spec, device, 0, spec.classifier).check_ready()
+    return None
 
 
 def make_model(spec: MethodSpec, device: str, seed: int, classifier: ClassifierConfig) -> BackgroundModel:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -65,7 +66,7 @@ class BackgroundModel:
         self.seed = seed
         self.settings = settings
 
-    @property
+    @functools.cached_property
     def config(self) -> Any:
         """This instance's settings as the ``Settings`` dataclass (``ConfigError`` for unknown keys)."""
         return build_settings(self.Settings, self.settings, f"{self.name} settings")

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -59,10 +59,13 @@ class _FlowMethod(BackgroundModel):
     per_window = True
     Settings = FlowMethodSettings
 
+    #: Parts built with zuko whatever the base flow's backend (CURTAINs' transport, R-ANODE's signal flow).
+    needs_zuko: ClassVar[bool] = False
+
     def check_ready(self) -> None:
         require("torch", "pip install 'adbench[torch]'")
         backend = self.config.flow.backend
-        if backend == "zuko":
+        if backend == "zuko" or self.needs_zuko:
             require("zuko", "pip install 'adbench[torch]'")
         check_backend(backend)
 

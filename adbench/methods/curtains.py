@@ -99,6 +99,7 @@ class Curtains4F4(_FlowMethod):
     per_window = False
     produces = "template"
     Settings = Curtains4F4Settings
+    needs_zuko = True  # the transport flow
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Curtains4F4:
         """Train the base flow p(x | m) on all of ``events`` (any ``window`` is ignored: the fit is shared)."""

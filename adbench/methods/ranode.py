@@ -151,6 +151,7 @@ class Ranode(_FlowMethod):
     aliases = ("r-anode",)
     produces = "score"
     Settings = RanodeSettings
+    needs_zuko = True  # the signal flow
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Ranode:
         from adbench.models.signal_mixture import build_signal_flow, fit_mixture

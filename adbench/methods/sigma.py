@@ -26,10 +26,11 @@ from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
+from adbench.preprocessing import SCALERS
 from adbench.settings import settings_dict
 from adbench.windows import Window
 
-PREPROCESSING = ("logit", "quantile")
+PREPROCESSING = tuple(SCALERS)
 
 
 @dataclass(frozen=True)

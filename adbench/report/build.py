@@ -200,7 +200,7 @@ _PERFORMANCE_HEADER = ["method", "N_sig", "S in SR", "S/B", "S/√B", "seeds", "
 
 
 def _performance_cells(row: PerformanceRow) -> list[str]:
-    small = math.isfinite(row.template_ratio) and row.template_ratio < 1.0
+    small = row.small_template
     ratio = "-" if not math.isfinite(row.template_ratio) else f"{row.template_ratio:.1f}"
     if math.isfinite(row.distinct_ratio) and row.distinct_ratio < 0.99 * row.template_ratio:
         ratio += f" ({row.distinct_ratio:.1f})"
@@ -222,7 +222,7 @@ def _footnotes(doc: Document, rows: list[PerformanceRow]) -> None:
             "this SIC rests on a handful of events and can exceed the max SIC, which is only taken where at "
             "least `min_bkg` events pass. Compare max SIC instead."
         )
-    if any(math.isfinite(row.template_ratio) and row.template_ratio < 1.0 for row in rows):
+    if any(row.small_template for row in rows):
         doc.paragraph(
             "‡ the template has fewer events than the SR data (template / SR below 1): the classifier is then "
             "limited by the template's statistics and finds less signal than a larger template of the same "

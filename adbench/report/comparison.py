@@ -50,7 +50,7 @@ def compare(records: list[Record]) -> Comparison:
             value = row[metric].short()
             if metric == "sic_1e3" and not row.sic_1e3_reliable:
                 value += " †"
-            if row.template_ratio < 1.0:
+            if row.small_template:
                 value += " ‡"
             performance.append([
                 row.dataset, row.method, name, str(row.n_sig), value, format_percent(row.s_over_b),

@@ -100,7 +100,7 @@ def _cell(row: PerformanceRow | None, idealized: PerformanceRow | None, bold: bo
     text = row[METRIC].short()
     if bold:
         text = f"**{text}**"
-    if row.template_ratio < 1.0:
+    if row.small_template:
         text += " ‡"
     if idealized is not None and idealized is not row and idealized[METRIC].n and idealized[METRIC].median > 0:
         text += f" ({row[METRIC].median / idealized[METRIC].median:.0%})"

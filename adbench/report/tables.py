@@ -134,6 +134,11 @@ class PerformanceRow:
     features: list[str] = field(default_factory=list)
     classifier: str = ""
 
+    @property
+    def small_template(self) -> bool:
+        """Fewer template events than SR data events (False without a template)."""
+        return self.template_ratio < 1.0
+
     def __getitem__(self, metric: str) -> Estimate:
         return self.estimates[metric]
 

@@ -208,10 +208,11 @@ class FlowMatcher:
         a = torch.tensor(self.scale_mass(np.asarray(anchors)), device=m.device)
         w = xi[:, None]
         if mode == "linear":
+            n = len(m)
+            both_anchors = torch.cat([a[0].expand(n), a[1].expand(n)])  # x has one row per mass
 
             def linear(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-                n = len(x)
-                v = net(torch.cat([x, x]), t, torch.cat([a[0].expand(n), a[1].expand(n)]))
+                v = net(torch.cat([x, x]), t, both_anchors)
                 return w * v[:n] + (1.0 - w) * v[n:]
 
             return linear
@@ -276,8 +277,12 @@ class FlowMatcher:
                     w = None if xi_all is None else xi_all[idx].to(device)
                     fields = [self.velocity(m, mode, anchors, w, net) for net in members]
 
-                    def f(t: torch.Tensor, x: torch.Tensor, fields=fields) -> torch.Tensor:
-                        return torch.stack([field(t, x).float() for field in fields]).mean(dim=0)
+                    if len(fields) == 1:
+                        def f(t: torch.Tensor, x: torch.Tensor, field=fields[0]) -> torch.Tensor:
+                            return field(t, x).float()
+                    else:
+                        def f(t: torch.Tensor, x: torch.Tensor, fields=fields) -> torch.Tensor:
+                            return torch.stack([field(t, x).float() for field in fields]).mean(dim=0)
 
                     with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                         solved = integrate(f, x0_all[idx].to(device), solver)
