@@ -250,3 +250,15 @@ def test_reference_gpu_target_runs_in_resuming_chunks(lhco_file, tmp_path):
     records = ResultStore(out).load()
     assert sorted(r.method for r in records) == ["idealized", "supervised"] and all(r.ok for r in records)
     assert (out / "report.md").is_file() and str(out / "report.md") in done.stdout
+
+
+def test_guesses_use_a_profiles_measured_row_or_scale_fast_by_epochs():
+    """A profile with its own row in the table is taken as is; one without is fast's row times the
+    ratio of its epochs to fast's (vcr's fast profile trains twice the family's 16 epochs)."""
+    from adbench.costs import CPU_SECONDS, _reference_seconds
+    from adbench.runconfig import MethodSpec
+
+    cpu = MethodSpec.parse("sigma-context:cpu", "fast")
+    assert _reference_seconds(cpu) == (CPU_SECONDS[("sigma-context", "cpu")], 1.0)
+    paper_row, paper_ratio = _reference_seconds(MethodSpec.parse("sigma-context", "paper"))
+    assert paper_row == CPU_SECONDS[("sigma-context", "fast")] and paper_ratio == 2000 / 16
