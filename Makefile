@@ -7,7 +7,7 @@ DEMO_DIR ?= runs/demo
 DEMO_METHODS ?= idealized,supervised,radot
 # The flow-matching family at its cpu profile (the others have fast and paper only).
 REFERENCE_METHODS ?= sigma-linear:cpu,sigma-context:cpu,vcr:cpu,vdata:cpu,cathode,anode,curtains4f4,ranode,radot,idealized,supervised
-REFERENCE_SEEDS ?= 0,1,2
+REFERENCE_SEEDS ?= 0-4
 
 .PHONY: install demo test lint bench reference-reports clean
 
@@ -34,16 +34,20 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -o python_files='bench_*.py' tests/benchmarks --benchmark-only
 
-# The reference reports in reports/ (CPU; see reports/README.md): many hours on 2 cores (the cpu
-# profile's shared fit alone is up to 20 minutes per dataset, N_sig and seed); resumable, so it can be
-# run in pieces (`--max-time` through REFERENCE_ARGS, e.g. REFERENCE_ARGS="--max-time 2h").
+# The reference reports in reports/ (CPU; see reports/README.md), one per dataset of
+# REFERENCE_DATASETS (e.g. `make reference-reports REFERENCE_DATASETS=lhco-100k`): about an hour per
+# seed and N_sig at LHCO size on 2 cores (the cpu profile's shared fit and v_CR's per-SR training are
+# 16 minutes each), minutes on lhco-100k; resumable, so it can be run in pieces (`--max-time` through
+# REFERENCE_ARGS, e.g. REFERENCE_ARGS="--max-time 2h"). lhco-100k and lhcolike need ../shared/data.
+REFERENCE_DATASETS ?= lhco-100k lhcolike synthetic
+REFERENCE_ARGS_lhco-100k ?= --scan 3.1,3.9,0.4,0.2 --n-sig 300,1000
+REFERENCE_ARGS_lhcolike ?= --n-sig 1000,3000
+REFERENCE_ARGS_synthetic ?= --n-sig 1000,3000
+
 reference-reports: $(STAMP)
-	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhco-100k --scan 3.1,3.9,0.4,0.2 \
-		--n-sig 300,1000 --seeds $(REFERENCE_SEEDS) --device cpu --no-progress $(REFERENCE_ARGS) --output reports/lhco-100k-cpu
-	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset lhcolike --n-sig 1000,3000 --seeds $(REFERENCE_SEEDS) \
-		--device cpu --no-progress $(REFERENCE_ARGS) --output reports/lhcolike-cpu
-	$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset synthetic --n-sig 1000,3000 --seeds $(REFERENCE_SEEDS) \
-		--device cpu --no-progress $(REFERENCE_ARGS) --output reports/synthetic-cpu
+	$(foreach dataset,$(REFERENCE_DATASETS),$(BIN)/adbench run --methods $(REFERENCE_METHODS) --dataset $(dataset) \
+		$(REFERENCE_ARGS_$(dataset)) --seeds $(REFERENCE_SEEDS) --device cpu --no-progress $(REFERENCE_ARGS) \
+		--output reports/$(dataset)-cpu &&) true
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -15,7 +15,7 @@ from adbench.report.tables import TimingRow, crossover, is_reference, measured_s
 from adbench.results import Record
 
 #: The amortisation figure extrapolates to at least this many signal regions.
-SCAN_WINDOWS = 20
+PLOTTED_WINDOWS = 20
 #: A measured scan is drawn beside the extrapolation from this many windows on (one training and a
 #: window or two show nothing the medians do not).
 MIN_MEASURED_WINDOWS = 3
@@ -75,12 +75,12 @@ def timing_bars(records: list[Record], dataset: str):
 def amortisation_plot(records: list[Record], dataset: str, n_windows: int | None = None):
     """Total time of a scan versus its number of signal regions K: training once + K x per SR
     (fit + template; the shared classifier left out: it costs every method the same), extrapolated
-    from the measured medians to ``n_windows`` (at least ``SCAN_WINDOWS``); measured cumulative
+    from the measured medians to ``n_windows`` (at least ``PLOTTED_WINDOWS``); measured cumulative
     times as markers; where a method trained once becomes cheaper than one retrained per SR, the
     crossover is marked."""
     rows = [row for row in timing_rows(records) if row.dataset == dataset and not is_reference(row.method)]
     measured = {m: pts for (d, m), pts in measured_scan(records).items() if d == dataset}
-    k_max = max(n_windows or SCAN_WINDOWS, max((len(p) - 1 for p in measured.values()), default=0))
+    k_max = max(n_windows or PLOTTED_WINDOWS, max((len(p) - 1 for p in measured.values()), default=0))
     k = np.arange(0, k_max + 1)
     largest = max((row.scan_seconds(k_max) for row in rows), default=1.0)
     scale, unit = time_unit(largest)
