@@ -96,25 +96,3 @@ def scan_windows(start: float, stop: float, width: float, step: float | None = N
         raise ConfigError(f"scan range {start}-{stop} TeV is narrower than one window ({width} TeV)")
     n = int(np.floor((stop - start - width) / step + 1e-9)) + 1
     return [Window(round(start + i * step, 6), round(start + i * step + width, 6)) for i in range(n)]
-
-
-def parse_sr(text: str) -> Window:
-    """``"3.3,3.7"`` -> Window(3.3, 3.7)."""
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--sr expects LOW,HIGH in TeV (e.g. 3.3,3.7), got {text!r}") from None
-    return Window(low, high)
-
-
-def parse_scan(text: str) -> list[Window]:
-    """``"3.0,4.2,0.4[,0.2]"`` (start, stop, width[, step]) -> the scan's windows."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (3, 4):
-        raise ConfigError(
-            f"--scan expects START,STOP,WIDTH[,STEP] in TeV (e.g. 3.0,4.2,0.4,0.2), got {text!r}"
-        )
-    return scan_windows(*values)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from adbench.arguments import make_windows, parse_windows
 from adbench.errors import ConfigError
-from adbench.windows import Window, parse_scan, parse_sr, scan_windows
+from adbench.windows import Window, scan_windows
 
 
 def test_default_window_and_anchors():
@@ -26,16 +27,16 @@ def test_scan():
     windows = scan_windows(3.0, 4.2, 0.4, 0.2)
     assert [w.name for w in windows] == ["3.00-3.40", "3.20-3.60", "3.40-3.80", "3.60-4.00", "3.80-4.20"]
     assert len(scan_windows(3.0, 4.2, 0.4)) == 3
-    assert [w.name for w in parse_scan("3.0,4.2,0.4,0.2")] == [w.name for w in windows]
+    assert [w.name for w in make_windows(parse_windows(None, "3.0,4.2,0.4,0.2"))] == [w.name for w in windows]
 
 
 @pytest.mark.parametrize("text", ["3.3", "a,b", "3.7,3.3"])
 def test_bad_sr(text):
     with pytest.raises(ConfigError):
-        parse_sr(text)
+        parse_windows(text, None)
 
 
 @pytest.mark.parametrize("text", ["3.0,4.0", "3.0,3.2,0.4", "3,4,0,1"])
 def test_bad_scan(text):
     with pytest.raises(ConfigError):
-        parse_scan(text)
+        parse_windows(None, text)

@@ -49,16 +49,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
     import torch
 
+    from adbench.arguments import make_windows, parse_windows
     from adbench.data.synthetic import synthetic_dataset
     from adbench.harness import DEFAULT_TEMPLATE_SIZE
     from adbench.masses import sample_masses
     from adbench.methods.presets import load_preset, merge_tables
     from adbench.methods.registry import get_method_class
     from adbench.timing import Stopwatch
-    from adbench.windows import parse_sr
 
     torch.set_num_threads(args.threads)
-    window = parse_sr(args.sr)
+    (window,) = make_windows(parse_windows(args.sr, None))
     started = time.perf_counter()
     dataset = synthetic_dataset(args.n_background, args.n_signal, n_reference=10_000, seed=0)
     split = dataset.split(args.n_sig, seed=0, windows=[window])
