@@ -172,6 +172,10 @@ def check_dataset(name: str, data_dir: str | None) -> None:
         raise DataError(missing)
 
 
+#: How to get the public LHCO data instead of a card kept only in a development folder.
+PUBLIC_DATA_HINT = "the public LHCO data: adbench data fetch lhco --dir DIR, then --dataset lhco --data-dir DIR"
+
+
 def missing_files(card: Any, data_dir: str | None) -> str | None:
     """One line saying which file of a card is missing and how to get it, or None when all are there
     (the optional extra background may be absent)."""
@@ -188,7 +192,7 @@ def missing_files(card: Any, data_dir: str | None) -> str | None:
         return f"{path}: file not found; download it with: adbench data fetch {card.name} --dir {directory}"
     return (f"{path}: file not found; dataset {card.name!r} has no download: it is kept in a development folder "
             f"({card.default_dir or 'none'}); elsewhere pass --data-dir with a folder holding {spec['filename']}, or "
-            "use the public LHCO data: adbench data fetch lhco --dir DIR, then --dataset lhco --data-dir DIR")
+            f"use {PUBLIC_DATA_HINT}")
 
 
 def validate_run(args: argparse.Namespace) -> RunRequest:

@@ -226,8 +226,10 @@ def card_source(card: Any) -> str:
     if card.default_dir:
         here = (Path(__file__).resolve().parents[1] / card.default_dir).resolve() / spec.get("filename", "")
         state = "present here" if here.is_file() else "absent here"
+        from adbench.arguments import PUBLIC_DATA_HINT
+
         return (f"no download: kept in the development folder {card.default_dir} ({state}); elsewhere give "
-                "--data-dir, or use the public data: adbench data fetch lhco --dir DIR, then --dataset lhco")
+                f"--data-dir, or use {PUBLIC_DATA_HINT}")
     return "no download: give --data-dir"
 
 
