@@ -11,7 +11,6 @@ as an equal-weight mixture (the CATHODE recipe: the template is drawn equally fr
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from adbench.errors import ConfigError, MethodFailure
 from adbench.models.training import (
     TrainConfig,
     TrainingRecord,
+    chunked_sum,
+    kept_log_prob,
     load_checkpoint,
     rng_devices,
     save_checkpoint,
@@ -216,7 +217,7 @@ class ConditionalFlow:
             tensors(train_index),
             tensors(val_index),
             loss,
-            lambda module, data: -float(self._mean_log_prob(module, *data)),
+            lambda module, data: -self._mean_log_prob(module, *data),
             self.train,
             seed=self.seed,
             device=self.device,
@@ -225,16 +226,11 @@ class ConditionalFlow:
         self.module_, self.states_, self.record_ = trained.module, trained.states, trained.record
         return self
 
-    def _mean_log_prob(self, module, z, c):
+    def _mean_log_prob(self, module, z, c) -> float:
         """Mean log-density over (z, c) in eval mode, in chunks."""
-        import torch
-
         module.eval()
-        total = torch.zeros((), dtype=torch.float64, device=z.device)
-        with torch.no_grad():
-            for lo in range(0, len(z), self.train.eval_batch_size):
-                hi = lo + self.train.eval_batch_size
-                total += flow_log_prob(module, self.config.backend, z[lo:hi], c[lo:hi]).double().sum()
+        total = chunked_sum(lambda zb, cb: flow_log_prob(module, self.config.backend, zb, cb), (z, c),
+                            self.train.eval_batch_size)
         return total / len(z)
 
     def _context(self, m: np.ndarray) -> np.ndarray:
@@ -297,17 +293,10 @@ class ConditionalFlow:
         device = torch.device(self.device)
         z = torch.as_tensor(self.scaler_.transform(x), device=device)
         c = torch.as_tensor(self._context(m), device=device)
-        step = self.train.eval_batch_size
-        per_state = torch.empty((self.n_kept, len(x)), dtype=torch.float64, device=device)
-        with torch.no_grad():
-            for k, state in enumerate(self.states_):
-                self.module_.load_state_dict(state)
-                self.module_.eval()
-                for lo in range(0, len(x), step):
-                    per_state[k, lo:lo + step] = flow_log_prob(
-                        self.module_, self.config.backend, z[lo:lo + step], c[lo:lo + step]
-                    ).double()
-        out = (torch.logsumexp(per_state, dim=0) - math.log(self.n_kept)).cpu().numpy()
+        out = kept_log_prob(
+            self.module_, self.states_, lambda s: flow_log_prob(self.module_, self.config.backend, z[s], c[s]),
+            len(x), self.train.eval_batch_size, device,
+        )
         if physical:
             out = out + scaler_log_jacobian(self.scaler_, x)
         return out

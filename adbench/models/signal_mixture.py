@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
-from adbench.models.training import TrainConfig, Trained, rng_devices, train_module, validation_split
+from adbench.models.training import (
+    TrainConfig,
+    Trained,
+    chunked_sum,
+    kept_log_prob,
+    rng_devices,
+    train_module,
+    validation_split,
+)
 
 KINDS = ("nsf", "maf")
 
@@ -144,12 +152,7 @@ def fit_mixture(
         return -module(*batch).mean()
 
     def validate(module, data):
-        total = 0.0
-        with torch.no_grad():
-            for lo in range(0, len(data[0]), train.eval_batch_size):
-                hi = lo + train.eval_batch_size
-                total += float(module(data[0][lo:hi], data[1][lo:hi]).double().sum())
-        return -total / len(data[0])
+        return -chunked_sum(module, data, train.eval_batch_size) / len(data[0])
 
     return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
                         tensors(train_index), tensors(val_index), loss, validate, train,
@@ -168,14 +171,7 @@ def signal_log_prob(module, states: list[dict], u: np.ndarray, *, device: str = 
 
     dev = torch.device(device)
     u_t = torch.as_tensor(np.asarray(u, dtype=np.float32), device=dev)
-    per_state = torch.empty((len(states), len(u_t)), dtype=torch.float64, device=dev)
-    with torch.no_grad():
-        for k, state in enumerate(states):
-            module.load_state_dict(state)
-            module.eval()
-            for lo in range(0, len(u_t), batch_size):
-                per_state[k, lo:lo + batch_size] = module.signal.log_prob(u_t[lo:lo + batch_size]).double()
-    return (torch.logsumexp(per_state, dim=0) - math.log(len(states))).cpu().numpy()
+    return kept_log_prob(module, states, lambda s: module.signal.log_prob(u_t[s]), len(u_t), batch_size, dev)
 
 
 def sample_signal(module, states: list[dict], n: int, *, seed: int = 0, device: str = "cpu") -> np.ndarray:

@@ -7,6 +7,8 @@ rest, the same way for all of them:
 - ``validation_split``: the seeded (optionally subsampled) train / validation split.
 - ``train_module``: the epoch loop over random batches (drawn from a CPU generator, so the order is
   the same on every device), the keep-best checkpoints, patience, the divergence policy, progress.
+- ``chunked_sum`` and ``kept_log_prob``: validation metrics and the density of the kept checkpoints'
+  equal-weight mixture, evaluated in chunks without gradients.
 - ``save_checkpoint`` / ``load_checkpoint``: JSON metadata plus plain ``state_dict`` tensors (loadable
   with ``weights_only=True``), never pickled modules.
 
@@ -345,6 +347,44 @@ def _keep(
     if len(rest) >= config.keep_best and val_loss >= rest[-1][0]:
         return
     kept[:] = sorted([*rest, (val_loss, epoch, _state_copy(module))], key=lambda item: item[0])[: config.keep_best]
+
+
+def chunked_sum(per_chunk: Callable[..., torch.Tensor], tensors: tuple[torch.Tensor, ...], chunk: int) -> float:
+    """The sum over chunks of ``chunk`` events of ``per_chunk(*chunk_tensors).sum()``, without
+    gradients, accumulated in float64 on the tensors' device (one synchronisation at the end).
+
+    Args:
+        per_chunk: (the chunk's slices of ``tensors``) -> a tensor whose sum is the chunk's total.
+        tensors: (n, ...) tensors sliced together along their first axis.
+    """
+    import torch
+
+    total = torch.zeros((), dtype=torch.float64, device=tensors[0].device)
+    with torch.no_grad():
+        for lo in range(0, len(tensors[0]), chunk):
+            total += per_chunk(*(t[lo:lo + chunk] for t in tensors)).double().sum()
+    return float(total)
+
+
+def kept_log_prob(
+    module: torch.nn.Module, states: list[dict[str, Any]], log_prob: Callable[[slice], torch.Tensor],
+    n: int, chunk: int, device: torch.device,
+) -> np.ndarray:
+    """log of the equal-weight mixture of the kept ``states`` of ``module``: (n,) float64.
+
+    Args:
+        log_prob: a slice of the n events -> their (chunk,) log-densities under ``module`` as loaded.
+    """
+    import torch
+
+    per_state = torch.empty((len(states), n), dtype=torch.float64, device=device)
+    with torch.no_grad():
+        for k, state in enumerate(states):
+            module.load_state_dict(state)
+            module.eval()
+            for lo in range(0, n, chunk):
+                per_state[k, lo:lo + chunk] = log_prob(slice(lo, lo + chunk)).double()
+    return (torch.logsumexp(per_state, dim=0) - math.log(len(states))).cpu().numpy()
 
 
 def save_checkpoint(directory: str | Path, kind: str, meta: dict[str, Any], states: list[dict[str, Any]]) -> Path:

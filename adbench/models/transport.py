@@ -24,7 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
-from adbench.models.training import TrainConfig, Trained, rng_devices, train_module, validation_split
+from adbench.models.training import (
+    TrainConfig,
+    Trained,
+    chunked_sum,
+    rng_devices,
+    train_module,
+    validation_split,
+)
 
 PAIRINGS = ("shuffle", "cross")
 #: ``(y (n, d), m_out (n,)) -> log p_base(y | m_out) (n,)`` on tensors, masses window-local.
@@ -179,12 +186,8 @@ def fit_transport(
         return nll(module, zb, mb, target_masses(mb, sb, pools, pairing)).mean()
 
     def validate(module, data):
-        total = 0.0
-        with torch.no_grad():
-            for lo in range(0, len(data[0]), train.eval_batch_size):
-                hi = lo + train.eval_batch_size
-                total += float(nll(module, data[0][lo:hi], data[1][lo:hi], val_targets[lo:hi]).double().sum())
-        return total / len(data[0])
+        zb, mb = data[0], data[1]
+        return chunked_sum(lambda *b: nll(module, *b), (zb, mb, val_targets), train.eval_batch_size) / len(zb)
 
     return train_module(lambda: build_transport(z.shape[1], config), train_data, val_data, loss, validate,
                         train, seed=seed, device=device, label="transport flow")

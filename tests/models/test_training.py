@@ -198,3 +198,19 @@ def test_kept_epochs_come_from_different_blocks():
     assert trained.record.kept_epochs == [7, 2]  # blocks 1-3 (best 2), 4-6 (best 5), 7-9 (best 7)
     with pytest.raises(ConfigError, match="keep_spacing"):
         TrainConfig(keep_spacing=0)
+
+
+def test_chunked_sum_and_kept_log_prob_do_not_depend_on_the_chunk():
+    """The chunked helpers give the whole-array answer for any chunk size (the last chunk short)."""
+    from adbench.models.training import chunked_sum, kept_log_prob
+
+    x = torch.linspace(-2.0, 2.0, 101)
+    w = torch.arange(101.0)
+    for chunk in (1, 7, 100, 1000):
+        assert math.isclose(chunked_sum(lambda a, b: a * b, (x, w), chunk), float((x * w).double().sum()), rel_tol=1e-9)
+    module = torch.nn.Linear(1, 1)
+    states = [{"weight": torch.tensor([[s]]), "bias": torch.tensor([0.0])} for s in (1.0, -1.0)]
+    expected = torch.logsumexp(torch.stack([x, -x]).double(), dim=0) - math.log(2)
+    for chunk in (3, 200):
+        got = kept_log_prob(module, states, lambda s: module(x[s, None])[:, 0], len(x), chunk, torch.device("cpu"))
+        assert np.allclose(got, expected.numpy())

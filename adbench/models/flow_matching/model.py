@@ -28,6 +28,7 @@ from adbench.models.flow_matching.solver import integrate
 from adbench.models.training import (
     TrainConfig,
     TrainingRecord,
+    chunked_sum,
     load_checkpoint,
     save_checkpoint,
     train_module,
@@ -161,14 +162,11 @@ class FlowMatcher:
 
     def _validation_loss(self, net: torch.nn.Module, validation: tuple[torch.Tensor, ...]) -> float:
         """Mean CFM loss on the validation split with its fixed noise and times."""
-        z, m, x0, t = validation
-        chunk = self.train.eval_batch_size
-        total = torch.zeros((), device=z.device)
+        def chunk_total(z: torch.Tensor, m: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return cfm_loss(net, z, m, x0, t, self.network.sigma).float() * len(z)
+
         with torch.inference_mode():
-            for start in range(0, len(z), chunk):
-                s = slice(start, start + chunk)
-                total += cfm_loss(net, z[s], m[s], x0[s], t[s], self.network.sigma).float() * len(z[s])
-        return float(total) / len(z)
+            return chunked_sum(chunk_total, validation, self.train.eval_batch_size) / len(validation[0])
 
     def _validation_nll(self, net: torch.nn.Module, validation: tuple[torch.Tensor, ...]) -> float:
         """Mean negative log-likelihood (per event, scaled space) of the first ``selection.events``
