@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from adbench.data.events import Events
-from adbench.errors import MethodFailure
+from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
@@ -69,9 +70,9 @@ class _FlowMethod(BackgroundModel):
             require("zuko", "pip install 'adbench[torch]'")
         check_backend(backend)
 
-    def _new_flow(self, seed: int) -> ConditionalFlow:
+    def _new_flow(self, seed: int, train: TrainConfig | None = None) -> ConditionalFlow:
         config = self.config
-        return ConditionalFlow(config.flow, config.train, device=self.device, seed=seed)
+        return ConditionalFlow(config.flow, train or config.train, device=self.device, seed=seed)
 
     def _sidebands(self, events: Events, window: Window | None) -> Events:
         if window is None:
@@ -108,17 +109,54 @@ class Cathode(_FlowMethod):
         return {"sideband_events": self.n_sideband_, **self.flow_.info()}
 
 
+#: How the data flow's training length is set: ``background`` (as many optimiser steps as the
+#: background flow) or ``epochs`` (the same number of epochs).
+DATA_FLOW_STEPS = ("background", "epochs")
+
+
+@dataclass(frozen=True)
+class AnodeSettings(FlowMethodSettings):
+    """ANODE's settings: the family's tables for both flows, and
+
+    Attributes:
+        data_flow_steps: ``background`` (default, an adbench choice): the data flow trains for as many
+            epochs as give it the background flow's number of optimiser steps (the SR holds 7 to 15
+            times fewer events than the sidebands, so equal epochs leave the SR density far less
+            trained than the one it is divided by); ``epochs``: the same epochs as the background flow.
+    """
+
+    data_flow_steps: str = "background"
+
+    def __post_init__(self) -> None:
+        if self.data_flow_steps not in DATA_FLOW_STEPS:
+            raise ConfigError(f"data_flow_steps must be one of {', '.join(DATA_FLOW_STEPS)}, "
+                              f"got {self.data_flow_steps!r}")
+
+
+def matched_epochs(train: TrainConfig, n_reference: int, n_events: int) -> int:
+    """Epochs on ``n_events`` that take at least the optimiser steps of ``train.epochs`` epochs on
+    ``n_reference`` events (after the validation split and ``max_events``; never fewer epochs)."""
+
+    def steps(n: int) -> int:
+        n = min(n, train.max_events) if train.max_events is not None else n
+        return max(1, (n - int(round(train.val_fraction * n))) // train.batch_size)
+
+    return max(train.epochs, math.ceil(train.epochs * steps(n_reference) / steps(n_events)))
+
+
 @register
 class Anode(_FlowMethod):
     """ANODE: score = log p_data(x | m) - log p_bkg(x | m).
 
     The background flow is CATHODE's (sidebands); the data flow has the same settings and is trained
-    on the SR data. Both model the features after one shared ``LogitScaler`` (fitted on all the
-    data), so the scaler's Jacobian cancels in the ratio.
+    on the SR data, by default for as many optimiser steps as the background flow
+    (``AnodeSettings.data_flow_steps``). Both model the features after one shared ``LogitScaler``
+    (fitted on all the data), so the scaler's Jacobian cancels in the ratio.
     """
 
     name = "anode"
     produces = "score"
+    Settings = AnodeSettings
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Anode:
         sidebands = self._sidebands(events, window)
@@ -127,7 +165,10 @@ class Anode(_FlowMethod):
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to train the data flow")
         scaler = LogitScaler().fit(events.x)
         self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, scaler)
-        self.data_flow_ = self._new_flow(self.seed + 7919).fit(sr.x, sr.m, scaler)
+        train = self.config.train
+        if self.config.data_flow_steps == "background":
+            train = replace(train, epochs=matched_epochs(train, len(sidebands), len(sr)))
+        self.data_flow_ = self._new_flow(self.seed + 7919, train).fit(sr.x, sr.m, scaler)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
 

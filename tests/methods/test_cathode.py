@@ -11,9 +11,9 @@ pytest.importorskip("zuko")
 from adbench.data.events import Events  # noqa: E402
 from adbench.data.features import FEATURE_SETS  # noqa: E402
 from adbench.data.synthetic import synthetic_dataset  # noqa: E402
-from adbench.errors import MethodFailure  # noqa: E402
+from adbench.errors import ConfigError, MethodFailure  # noqa: E402
 from adbench.masses import sample_masses  # noqa: E402
-from adbench.methods.cathode import Anode, Cathode  # noqa: E402
+from adbench.methods.cathode import Anode, Cathode, matched_epochs  # noqa: E402
 from adbench.methods.presets import load_preset  # noqa: E402
 from adbench.methods.registry import get_method_class  # noqa: E402
 from adbench.metrics import roc_auc  # noqa: E402
@@ -112,6 +112,26 @@ def test_anode_scores_test_events(small_split):
     assert info["background_flow"]["n_train"] + info["background_flow"]["n_val"] == info["sideband_events"]
     # both flows share one scaler, so the ratio needs no Jacobian
     assert model.data_flow_.scaler_ is model.background_flow_.scaler_
+    # the data flow gets (at least) the background flow's optimiser steps, not its epochs
+    batch = TINY["train"]["batch_size"]
+    data, background = info["data_flow"], info["background_flow"]
+    assert data["epochs_run"] > background["epochs_run"] == TINY["train"]["epochs"]
+    steps = data["epochs_run"] * (data["n_train"] // batch)
+    assert background["epochs_run"] * (background["n_train"] // batch) <= steps
+    assert steps < background["epochs_run"] * (background["n_train"] // batch) + 2 * (data["n_train"] // batch)
+
+
+def test_matched_epochs_and_the_equal_epochs_option(small_split):
+    from adbench.models.training import TrainConfig
+
+    train = TrainConfig(epochs=10, batch_size=100, val_fraction=0.2, keep_best=1)
+    assert matched_epochs(train, 10_000, 10_000) == 10 and matched_epochs(train, 20_000, 1_000) == 200
+    assert matched_epochs(train, 1_000, 20_000) == 10  # never fewer epochs than the background flow
+    assert matched_epochs(TrainConfig(epochs=10, batch_size=100, max_events=5_000, keep_best=1), 20_000, 1_000) == 50
+    equal = Anode(seed=0, settings={**TINY, "data_flow_steps": "epochs"}).fit(small_split.data, WINDOW)
+    assert equal.info()["data_flow"]["epochs_run"] == TINY["train"]["epochs"]
+    with pytest.raises(ConfigError, match="data_flow_steps"):
+        Anode(settings={**TINY, "data_flow_steps": "steps"}).check_ready()
 
 
 def test_anode_non_finite_densities_are_a_method_failure(small_split, monkeypatch):
