@@ -17,7 +17,8 @@ to the client seeing it finished, minus the seconds the task itself ran on its w
 scheduler, transfers of the fitted model, the result back, the client's loop; the first task of
 each worker process also imports torch and scikit-learn), as median, 90% quantile, mean and maximum;
 plus the round trip of an empty Dask task for comparison. Records of both runs are
-compared (they must be equal up to timings).
+compared (they must be equal up to timings): ``differing_fields`` names any field that is not
+(``--compare LOCAL DASK`` compares two kept output directories without running anything).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--tiny", action="store_true", help="sigma-context with 2 epochs of a width-32 network")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("LOCAL", "DASK"), default=None,
+                        help="only compare the records of two earlier output directories (runs nothing)")
     return parser.parse_args(argv)
 
 
@@ -101,8 +104,41 @@ def _empty_round_trip(address: str, n: int = 50) -> float:
         return (time.perf_counter() - start) / n
 
 
+#: Fields of a record that may differ between two runs of the same tasks: timings.
+TIMING_FIELDS = ("timestamp", "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s")
+
+
+def differing_fields(first: Path, second: Path) -> list[str]:
+    """Names of the record fields (``method_info.KEY`` inside the method's facts) that differ between
+    the results files of two output directories, the timings left out; ``["records"]`` when the two
+    hold different tasks."""
+    from adbench.results import ResultStore
+
+    def by_key(directory: Path) -> dict[tuple, dict[str, Any]]:
+        out = {}
+        for record in ResultStore(directory).load():
+            values = record.to_dict()
+            for name in TIMING_FIELDS:
+                values.pop(name)
+            info = values.pop("method_info")
+            values.update({f"method_info.{k}": v for k, v in info.items() if "second" not in k})
+            out[(record.method, record.window, record.n_sig, record.seed, record.config_hash)] = values
+        return out
+
+    a, b = by_key(first), by_key(second)
+    if a.keys() != b.keys():
+        return ["records"]
+    fields = {name for key in a for name in a[key].keys() | b[key].keys()
+              if json.dumps(a[key].get(name), sort_keys=True) != json.dumps(b[key].get(name), sort_keys=True)}
+    return sorted(fields)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = _parse(argv)
+    if args.compare:
+        result = {"differing_fields": differing_fields(*args.compare)}
+        print(json.dumps(result))
+        return result
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     import torch
     from threadpoolctl import threadpool_limits
@@ -111,7 +147,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from adbench.environment import device_name, versions
     from adbench.executors.clusters import make_local_cluster
     from adbench.harness import RunConfig, run_benchmark
-    from adbench.results import ResultStore
     from adbench.tasks import DatasetRef
     from adbench.windows import Window
 
@@ -148,15 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cluster.close()
     overhead = [done - submitted - seconds for submitted, done, seconds in log]
 
-    def comparable(record: Any) -> str:
-        values = record.to_dict()
-        for name in ("timestamp", "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s"):
-            values.pop(name)
-        values["method_info"] = {k: v for k, v in values["method_info"].items() if "second" not in k}
-        return json.dumps(values, sort_keys=True)
-
-    same = sorted(map(comparable, ResultStore(root / "local").load())) == sorted(
-        map(comparable, ResultStore(root / "dask").load()))
+    differing = differing_fields(root / "local", root / "dask")
     result = {
         "scan": {"windows": args.windows, "seeds": args.seeds, "methods": ["sigma-context", "idealized"],
                  "window_tasks": local.finished + local.failed, "events": len(dataset.events),
@@ -170,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                  # a worker's first task imports torch and scikit-learn before it starts
                                  "over_1s": sum(o > 1 for o in overhead)},
         "empty_task_round_trip_ms": round(1000 * empty, 2),
-        "records_equal": same, "failed": [local.failed, remote.failed],
+        "records_equal": not differing, "differing_fields": differing, "failed": [local.failed, remote.failed],
         "hardware": f"{device_name('cpu')}, load average {os.getloadavg()[0]:.1f} at the end",
         "python": platform.python_version(), "versions": {k: versions()[k] for k in ("torch", "scikit-learn")},
     }
