@@ -71,6 +71,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     }, "a cpu-profile candidate: the published 256 x 4 blocks, 16 epochs of batch 1024, quantile features"),
     "cpu-e80": ("cpu", {"train": {"epochs": 80, "keep_spacing": 8}},
                 "80 epochs of the cpu profile's network (what the profile ships now)"),
+    "cpu-k2": ("cpu", {"network": {"mass_frequencies": 2}},
+               "the cpu profile with mass frequencies k = 0..1 only (for vcr: no fine mass periods to carry "
+               "across the SR)"),
+    "cpu-k4": ("cpu", {"network": {"mass_frequencies": 4}}, "the cpu profile with mass frequencies k = 0..3"),
     "fast": ("fast", {}, "the fast profile as shipped"),
     "cpu": ("cpu", {}, "the cpu profile as shipped (the committed rows were measured at its first 40 epochs, "
                        "keep_spacing 4; it now ships cpu-e80's 80)"),
