@@ -20,7 +20,7 @@ from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
-from adbench.models.training import TrainConfig
+from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
 from adbench.preprocessing import LogitScaler
 from adbench.windows import Window
 
@@ -138,8 +138,7 @@ def matched_epochs(train: TrainConfig, n_reference: int, n_events: int) -> int:
     ``n_reference`` events (after the validation split and ``max_events``; never fewer epochs)."""
 
     def steps(n: int) -> int:
-        n = min(n, train.max_events) if train.max_events is not None else n
-        return max(1, (n - int(round(train.val_fraction * n))) // train.batch_size)
+        return max(1, steps_per_epoch(split_sizes(n, train)[0], train))
 
     return max(train.epochs, math.ceil(train.epochs * steps(n_reference) / steps(n_events)))
 

@@ -4,7 +4,8 @@ A model supplies a module builder, its training loss and its validation metric; 
 rest, the same way for all of them:
 
 - ``TrainConfig``: optimiser, learning-rate schedule, batches, epochs, model selection, EMA.
-- ``validation_split``: the seeded (optionally subsampled) train / validation split.
+- ``validation_split``: the seeded (optionally subsampled) train / validation split; ``split_sizes`` and
+  ``steps_per_epoch`` give its sizes and an epoch's optimiser steps without drawing it.
 - ``train_module``: the epoch loop over random batches (drawn from a CPU generator, so the order is
   the same on every device), the keep-best checkpoints, patience, the divergence policy, progress.
 - ``chunked_sum`` and ``kept_log_prob``: validation metrics and the density of the kept checkpoints'
@@ -174,8 +175,20 @@ def validation_split(n: int, config: TrainConfig, seed: int) -> tuple[np.ndarray
     if config.max_events is not None and n > config.max_events:
         chosen = np.sort(rng.choice(n, config.max_events, replace=False))
     order = chosen[rng.permutation(len(chosen))]
-    n_val = int(round(config.val_fraction * len(order)))
+    _, n_val = split_sizes(n, config)
     return order[n_val:], order[:n_val]
+
+
+def split_sizes(n: int, config: TrainConfig) -> tuple[int, int]:
+    """(training, validation) sizes of ``validation_split`` for ``n`` events."""
+    used = min(n, config.max_events) if config.max_events is not None else n
+    n_val = int(round(config.val_fraction * used))
+    return used - n_val, n_val
+
+
+def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
+    """Optimiser steps of one epoch over ``n_train`` events (the ragged last batch dropped)."""
+    return n_train // min(config.batch_size, n_train) if n_train else 0
 
 
 def rng_devices(device: torch.device) -> list[int]:
@@ -266,7 +279,7 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
 
     n = len(train_data[0])
     batch = min(config.batch_size, n)
-    steps = n // batch
+    steps = steps_per_epoch(n, config)
     optimizer = _optimizer(module, config)
     scheduler, per_step = _scheduler(optimizer, config, config.epochs * steps)
     averaged = None

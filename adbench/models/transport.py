@@ -186,8 +186,8 @@ def fit_transport(
         return nll(module, zb, mb, target_masses(mb, sb, pools, pairing)).mean()
 
     def validate(module, data):
-        zb, mb = data[0], data[1]
-        return chunked_sum(lambda *b: nll(module, *b), (zb, mb, val_targets), train.eval_batch_size) / len(zb)
+        return chunked_sum(lambda z_, m_, targets: nll(module, z_, m_, targets), (data[0], data[1], val_targets),
+                           train.eval_batch_size) / len(data[0])
 
     return train_module(lambda: build_transport(z.shape[1], config), train_data, val_data, loss, validate,
                         train, seed=seed, device=device, label="transport flow")
