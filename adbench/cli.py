@@ -143,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from adbench.console import count_records, inner_bar_factory, interactive, task_bar_factory
     from adbench.executors.cli import check_executor_arguments, executor_from_args, left_message
     from adbench.progress import listening
+    from adbench.run_status import write_status
 
     check_executor_arguments(args)
     dataset, config = load_run(args)
@@ -158,12 +159,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     before = count_records(results)
     bars = interactive() and not args.no_progress
     task_bar = None if args.no_progress else task_bar_factory(results, bars)
+    command = shlex.join(["adbench", *args.argv])
     try:
         with listening(inner_bar_factory() if bars else None):
             summary = run_benchmark(dataset, config, progress=task_bar, executor=executor)
     except KeyboardInterrupt:
+        write_status(config.output, "interrupted", command)
         print(interrupted_message(results, before), file=sys.stderr)
         return 130
+    write_status(config.output, "time-boxed" if summary.left else "complete", command, summary.total, summary.left)
     print(
         f"adbench: {summary.finished} finished, {summary.failed} failed, {summary.skipped} already done "
         f"-> {summary.output}",
@@ -305,6 +309,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command line a status file repeats
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="adbench: %(levelname)s: %(message)s",

@@ -252,6 +252,52 @@ def test_reference_gpu_target_runs_in_resuming_chunks(lhco_file, tmp_path):
     assert (out / "report.md").is_file() and str(out / "report.md") in done.stdout
 
 
+def test_a_time_boxed_run_says_so_in_its_report_until_a_rerun_finishes_it(capsys, lhco_file, tmp_path):
+    """The first task of a run always starts, so a 1 ms time box leaves the second of two tasks: the
+    report says the scan is unfinished and names the command that continues it; the rerun that
+    finishes it clears the note."""
+    from adbench.cli import main
+    from adbench.run_status import STATUS_FILE, read_status
+
+    out = tmp_path / "run"
+    argv = ["run", "--methods", "idealized,supervised", "--dataset", str(lhco_file), "--n-sig", "400", "--seeds", "0",
+            "--device", "cpu", "--no-progress", "--max-time", "1ms", "--output", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    status = read_status(out)
+    assert (status.state, status.total, status.left) == ("time-boxed", 2, 1)
+    assert status.command == "adbench " + " ".join(argv)
+    report = (out / "report.md").read_text()
+    assert "Unfinished scan" in report and "1 of 2 planned tasks not run yet" in report
+    assert f"`{status.command}` continues it" in report
+
+    assert main(argv) == 0, capsys.readouterr().err
+    assert read_status(out).state == "complete" and (read_status(out).total, read_status(out).left) == (2, 0)
+    assert "Unfinished scan" not in (out / "report.md").read_text()
+
+    (out / STATUS_FILE).write_text("{not json")  # a damaged status file costs the note, not the report
+    assert read_status(out) is None
+    assert main(["report", str(out)]) == 0
+
+
+def test_an_interrupted_run_leaves_an_interrupted_status(tmp_path, monkeypatch, lhco_file):
+    import adbench.harness
+    from adbench.cli import main
+    from adbench.run_status import read_status
+
+    out = tmp_path / "run"
+    out.mkdir()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adbench.harness, "run_benchmark", interrupt)
+    code = main(["run", "--methods", "idealized", "--dataset", str(lhco_file), "--n-sig", "400", "--device", "cpu",
+                 "--no-progress", "--output", str(out)])
+    status = read_status(out)
+    assert code == 130 and status.state == "interrupted" and status.left is None
+    assert "interrupted on" in status.incomplete_note()
+
+
 def test_guesses_use_a_profiles_measured_row_or_scale_fast_by_epochs():
     """A profile with its own row in the table is taken as is; one without is fast's row times the
     ratio of its epochs to fast's (vcr's fast profile trains twice the family's 16 epochs)."""

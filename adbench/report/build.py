@@ -24,6 +24,7 @@ from adbench.report.tables import (
     timing_rows,
 )
 from adbench.results import Record
+from adbench.run_status import read_status
 
 HOW_TO_READ = [
     "**Value ±stat [16%, 84%]**: the median over seeds; ±stat is the statistical error of one seed's value "
@@ -70,6 +71,9 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
     datasets = sorted({r.dataset for r in records})
     doc = Document(f"adbench report: {', '.join(datasets)}")
     _overview(doc, records, ok, failed, datasets, skipped_lines)
+    status = read_status(directory) if directory is not None else None
+    if status is not None and status.incomplete_note():
+        doc.note(status.incomplete_note())
 
     doc.heading("Summary: who wins")
     for dataset in datasets:
