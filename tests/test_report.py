@@ -434,3 +434,49 @@ def _table_after(markdown: str, heading: str) -> list[list[str]]:
         elif rows:
             break
     return rows
+
+
+def test_two_sample_chi2_is_calibrated_and_sees_a_shifted_feature():
+    """Two samples of one distribution read chi2 / ndf = 1 on average (200 pairs: the mean's standard
+    error is sqrt(2 / ndf / 200)); a 0.15-sigma shift reads far above it."""
+    from adbench.report.feature_fidelity import two_sample_chi2
+
+    rng = np.random.default_rng(0)
+    edges = np.linspace(-3, 3, 41)
+
+    def histogram(n, shift=0.0):
+        return np.histogram(rng.normal(shift, 1.0, n), edges)[0]
+
+    values = []
+    for _ in range(200):
+        chi2, ndf = two_sample_chi2(histogram(40_000), histogram(10_000))
+        values.append(chi2 / ndf)
+    error = math.sqrt(2 / ndf / len(values))
+    pull = (np.mean(values) - 1.0) / error
+    print(f"null chi2/ndf mean {np.mean(values):.3f}, {pull:+.2f} standard errors from 1 (limit 5)")
+    assert abs(pull) < 5
+    chi2, ndf = two_sample_chi2(histogram(40_000, 0.15), histogram(10_000))
+    print(f"shifted: chi2/ndf {chi2 / ndf:.2f} (must exceed 1 + 5 sqrt(2/ndf) = {1 + 5 * math.sqrt(2 / ndf):.2f})")
+    assert chi2 / ndf > 1 + 5 * math.sqrt(2 / ndf)
+    assert math.isnan(two_sample_chi2([0, 0, 5], [0, 0, 0])[0])  # an empty histogram has no shape
+
+
+def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
+    from adbench.report.feature_fidelity import feature_chi2_per_ndf
+
+    _, markdown, _ = written
+    assert "## Template mismodelling per feature" in markdown
+    heading = next(line for line in markdown.splitlines() if line.startswith("### ") and "N_sig = " in line
+                   and markdown.index(line) > markdown.index("## Template mismodelling per feature"))
+    rows = _table_after(markdown, heading)
+    header, body = rows[0], rows[1:]
+    templates = {r.method for r in new if r.ok and r.histograms}
+    assert header[:2] == ["method", "seeds"] and len(header) > 2
+    assert {row[0].rstrip(" §") for row in body} <= templates and body
+    assert not {"supervised", "anode", "ranode"} & {row[0] for row in body}  # score methods have no template
+    method = body[0][0].rstrip(" §")
+    window, n_sig = heading.split("SR ")[1].split(" TeV")[0], int(heading.split("N_sig = ")[1])
+    values = [feature_chi2_per_ndf(r) for r in new if (r.method, r.window, r.n_sig) == (method, window, n_sig)
+              and r.histograms]
+    expected = np.median([v[header[2]] for v in values])
+    assert body[0][2] == f"{expected:.2f}"
