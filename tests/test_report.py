@@ -480,3 +480,24 @@ def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
               and r.histograms]
     expected = np.median([v[header[2]] for v in values])
     assert body[0][2] == f"{expected:.2f}"
+
+
+def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path):
+    """R-ANODE-like records (method_info with fitted_w, heldout_w and its error): the table gives the true
+    fraction, the fitted one as a median with its band and the per-seed ratio's median."""
+    base = [r for r in new if r.ok][0]
+    records = []
+    for seed, (fitted, heldout) in enumerate([(0.010, 0.020), (0.020, 0.030), (0.040, 0.050)]):
+        records.append(replace(base, method="ranode", seed=seed, n_sig=1000, n_sr_data=10_000, n_sig_sr=200,
+                               method_info={"fitted_w": fitted, "heldout_w": heldout, "heldout_w_error": 0.005},
+                               histograms=None))
+    markdown = build_report(records, figures=False).write_markdown(tmp_path / "a.md").read_text()
+    rows = _table_after(markdown, "## Fitted signal fraction")
+    assert rows[0] == ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",
+                       "held-out / true"]
+    (row,) = rows[1:]
+    assert row[:5] == ["ranode", base.window, "1000", "3", "2.0%"]
+    assert row[5].startswith("2.0% [") and row[6] == "1.00"  # median 2% against the injected 2%
+    assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)") and row[8] == "1.50"
+    without = build_report(new, figures=False).write_markdown(tmp_path / "b.md").read_text()
+    assert "## Fitted signal fraction" not in without

@@ -12,6 +12,7 @@ from adbench.report import fig_samples, fig_sensitivity, fig_timing
 from adbench.report.comparison import PERFORMANCE_HEADER, TIMING_HEADER, compare
 from adbench.report.document import Document
 from adbench.report.feature_fidelity import feature_fidelity_rows
+from adbench.report.signal_fraction import SIGNAL_FRACTION_HEADER, signal_fraction_cells, signal_fraction_rows
 from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_percent, format_seconds
 from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.tables import (
@@ -91,6 +92,7 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
         doc.table(_PERFORMANCE_HEADER, [_performance_cells(row) for row in facet])
     _footnotes(doc, rows)
     _feature_fidelity(doc, ok, datasets)
+    _signal_fraction(doc, ok, len(datasets) > 1)
 
     if ok and figures:
         _figures(doc, ok, datasets)
@@ -267,6 +269,24 @@ def _feature_fidelity(doc: Document, ok: list[Record], datasets: list[str]) -> N
         if reused:
             doc.paragraph("§ the template reuses source events (see template / SR): its counts are not independent "
                           "and its χ² reads high even for a faithful template.")
+
+
+def _signal_fraction(doc: Document, ok: list[Record], several: bool) -> None:
+    rows = signal_fraction_rows(ok)
+    if not rows:
+        return
+    doc.heading("Fitted signal fraction")
+    doc.paragraph(
+        "Methods that fit the SR's signal fraction w (R-ANODE: (1 - w) p_bkg + w p_sig by maximum likelihood) "
+        "against the injected fraction (SR signal / SR data events, per seed). Fitted w: the mean over the kept "
+        "checkpoints; held-out w: the maximum-likelihood w on the held-out SR events with its Fisher error. "
+        "Ratios: medians over seeds of the per-seed ratio. With a learned background density the fitted w also "
+        "absorbs where p_bkg underestimates the SR data, so it measures the background model too."
+    )
+    for dataset in dict.fromkeys(row.dataset for row in rows):
+        if several:
+            doc.heading(dataset, level=3)
+        doc.table(SIGNAL_FRACTION_HEADER, [signal_fraction_cells(row) for row in rows if row.dataset == dataset])
 
 
 def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
