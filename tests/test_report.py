@@ -476,8 +476,8 @@ def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
     assert not {"supervised", "anode", "ranode"} & {row[0] for row in body}  # score methods have no template
     method = body[0][0].rstrip(" §")
     window, n_sig = heading.split("SR ")[1].split(" TeV")[0], int(heading.split("N_sig = ")[1])
-    values = [feature_chi2_per_ndf(r) for r in new if (r.method, r.window, r.n_sig) == (method, window, n_sig)
-              and r.histograms]
+    values = [feature_chi2_per_ndf(r.histograms) for r in new
+              if (r.method, r.window, r.n_sig) == (method, window, n_sig) and r.histograms]
     expected = np.median([v[header[2]] for v in values])
     assert body[0][2] == f"{expected:.2f}"
 

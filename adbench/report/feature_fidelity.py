@@ -26,11 +26,11 @@ def two_sample_chi2(a: Sequence[float], b: Sequence[float]) -> tuple[float, int]
     return chi2, int(used.sum()) - 1
 
 
-def feature_chi2_per_ndf(record: Record) -> dict[str, float]:
-    """feature -> chi2 / ndf of the record's template against the true SR background (NaN where the
-    record stores no template histogram)."""
+def feature_chi2_per_ndf(histograms: dict | None) -> dict[str, float]:
+    """feature -> chi2 / ndf of the template against the true SR background, from a record's stored
+    ``histograms`` (NaN where there is no template histogram)."""
     out = {}
-    for feature, h in (record.histograms or {}).items():
+    for feature, h in (histograms or {}).items():
         chi2, ndf = two_sample_chi2(h.get("template", []), h.get("background", []))
         out[feature] = chi2 / ndf if ndf else math.nan
     return out
@@ -42,8 +42,8 @@ FidelityRow = tuple[str, list[float], int]
 def feature_fidelity_rows(records: list[Record], methods: Sequence[str]) -> tuple[list[str], list[FidelityRow]]:
     """(features, rows): per method with template histograms among ``records`` (one dataset, window and
     N_sig), the median chi2 / ndf per feature over its seeds and the number of seeds."""
-    per_method = {method: [feature_chi2_per_ndf(r) for r in records if r.method == method and r.ok and r.histograms]
-                  for method in methods}
+    per_method = {method: [feature_chi2_per_ndf(r.histograms) for r in records
+                           if r.method == method and r.ok and r.histograms] for method in methods}
     per_method = {m: [v for v in vs if any(math.isfinite(x) for x in v.values())] for m, vs in per_method.items()}
     features = list(dict.fromkeys(f for vs in per_method.values() for v in vs for f in v))
     rows = []
