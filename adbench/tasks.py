@@ -25,7 +25,7 @@ from adbench.data.events import Events
 from adbench.environment import environment_summary, git_revision, versions
 from adbench.errors import DataError, MethodFailure
 from adbench.evaluate import ClassifierEnsemble, auc_null, feature_histograms, two_sample_auc
-from adbench.masses import sample_masses
+from adbench.masses import MassSample, sample_masses
 from adbench.methods.base import BackgroundModel
 from adbench.metrics import bootstrap_errors, downsampled_curve, sensitivity
 from adbench.planning import FitTask, WindowTask
@@ -240,6 +240,15 @@ def lost_record(task: WindowTask, context: TaskContext, reason: str) -> Record:
     return failed_record(task.window, reason, record_fields(task, context, env))
 
 
+def template_masses(spec: MethodSpec, split: Split, window: Window, n: int) -> MassSample:
+    """The ``n`` SR masses a template method's template is drawn at, by the sampler of its preset and
+    seeded by the split's seed and the window (every method of a run gets the same masses)."""
+    rng = np.random.default_rng([split.seed, int(round(window.low * 1000)), int(round(window.high * 1000))])
+    template = spec.preset.template
+    return sample_masses(template.mass_sampler, split.data.m, window, n, rng,
+                         mass_weights=split.mass_weights(split.data.m), **template.sampler_options)
+
+
 def run_window(
     spec: MethodSpec, model: BackgroundModel | None, window: Window, split: Split, config: RunConfig,
     common: dict[str, Any],
@@ -248,7 +257,6 @@ def run_window(
     cls = spec.cls
     classifier_config = config.classifier_for(spec)
     watch = Stopwatch(config.device)
-    rng = np.random.default_rng([split.seed, int(round(window.low * 1000)), int(round(window.high * 1000))])
     sr_data = split.data.in_range(window.low, window.high)
     test = split.test_in(window)
     n_test_sig, n_test_bkg = test.n_signal, len(test) - test.n_signal
@@ -273,13 +281,9 @@ def run_window(
         min_bkg=config.min_bkg, **common,
     )
     if cls.produces == "template":
-        template_spec = spec.preset.template
         n_template = int(round(config.template_size * len(sr_data)))
         with watch.phase("sample"):
-            masses = sample_masses(
-                template_spec.mass_sampler, split.data.m, window, n_template, rng,
-                mass_weights=split.mass_weights(split.data.m), **template_spec.sampler_options,
-            )
+            masses = template_masses(spec, split, window, n_template)
             template = np.asarray(model.sample(masses.masses, window))
         _check_template(template, sr_data, spec.name)
         sources = model.template_sources()

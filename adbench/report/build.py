@@ -58,6 +58,13 @@ def _choose_nsig(records: list[Record]) -> int:
     return min(n_sigs, key=lambda n: (abs(n - 1000), -n))
 
 
+def _sample_point(records: list[Record], dataset: str) -> tuple[str | None, int]:
+    """The SR with the signal and the N_sig nearest 1000: where the report looks at templates closely."""
+    if not records:
+        return None, 0
+    return fig_samples.signal_window(records, dataset) or facets(records)[0][1], _choose_nsig(records)
+
+
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -244,8 +251,7 @@ def _feature_fidelity(doc: Document, ok: list[Record], datasets: list[str]) -> N
     sections = []
     for dataset in datasets:
         mine = [r for r in ok if r.dataset == dataset]
-        window = fig_samples.signal_window(mine, dataset) or (facets(mine)[0][1] if mine else None)
-        n_sig = _choose_nsig(mine) if mine else 0
+        window, n_sig = _sample_point(mine, dataset)
         chosen = [r for r in mine if (r.window, r.n_sig) == (window, n_sig)]
         features, rows = feature_fidelity_rows(chosen, method_order(chosen))
         if rows:
@@ -309,8 +315,7 @@ def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
     doc.heading("Data versus template")
     for dataset in datasets:
         mine = [r for r in ok if r.dataset == dataset]
-        window = fig_samples.signal_window(mine, dataset) or (facets(mine)[0][1] if mine else None)
-        n_sig = _choose_nsig(mine) if mine else 0
+        window, n_sig = _sample_point(mine, dataset)
         shown = False
         for method in method_order(mine):
             record = fig_samples.sample_record(mine, dataset, window, method, n_sig)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_percent
+from adbench.report.stats import Estimate, format_percent
 from adbench.results import Record
 
 
@@ -57,28 +57,18 @@ def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
     return rows
 
 
-def spread_text(values: list[float]) -> str:
-    """Median [16%, 84%] from MIN_SEEDS_FOR_BAND seeds on, else the seeds' values in braces."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return "-"
-    if len(finite) == 1:
-        return format_percent(finite[0])
-    if len(finite) < MIN_SEEDS_FOR_BAND:
-        return "{" + ", ".join(format_percent(v) for v in finite) + "}"
-    low, mid, high = np.quantile(finite, [0.16, 0.5, 0.84])
-    return f"{format_percent(mid)} [{format_percent(low)}, {format_percent(high)}]"
-
-
 def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
     """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true."""
     def ratio_text(value: float) -> str:
         return f"{value:.2f}" if math.isfinite(value) else "-"
 
-    errors = [e for e in row.heldout_error if math.isfinite(e)]
-    heldout = spread_text(row.heldout) + (f" (± {format_percent(float(np.median(errors)))})" if errors else "")
+    heldout = Estimate.of(row.heldout, row.heldout_error)  # its stat: the median Fisher error
+    heldout_text = Estimate.of(row.heldout).text(number=format_percent)
+    if math.isfinite(heldout.stat):
+        heldout_text += f" (± {format_percent(heldout.stat)})"
     return [row.method, row.window, str(row.n_sig), str(len(row.true)), format_percent(float(np.median(row.true))),
-            spread_text(row.fitted), ratio_text(row.ratio(row.fitted)), heldout, ratio_text(row.ratio(row.heldout))]
+            Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.ratio(row.fitted)), heldout_text,
+            ratio_text(row.ratio(row.heldout))]
 
 
 SIGNAL_FRACTION_HEADER = ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",

@@ -17,7 +17,7 @@ test set changes with the seed (its fluctuation is then in both terms).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,18 +83,20 @@ class Estimate:
         parts = [x for x in (self.stat, self.seed_std) if math.isfinite(x)]
         return math.sqrt(sum(x * x for x in parts)) if parts else math.nan
 
-    def text(self, digits: int = 2) -> str:
+    def text(self, digits: int = 2, number: Callable[[float], str] | None = None) -> str:
         """``median ±stat [16%, 84%]`` (three or more seeds), ``median ±stat {a, b}`` (two seeds: both
-        values, no band), ``value ±stat`` (one seed); the ``±stat`` part only where it was stored."""
+        values, no band), ``value ±stat`` (one seed); the ``±stat`` part only where it was stored.
+        ``number`` formats each number (default: ``digits`` decimals)."""
         if self.n == 0:
             return "-"
-        out = f"{self.median:.{digits}f}"
+        number = number or (lambda v: f"{v:.{digits}f}")
+        out = number(self.median)
         if math.isfinite(self.stat):
-            out += f" ±{self.stat:.{digits}f}"
+            out += f" ±{number(self.stat)}"
         if self.has_band:
-            out += f" [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+            out += f" [{number(self.low)}, {number(self.high)}]"
         elif self.n == 2:
-            out += " {" + ", ".join(f"{v:.{digits}f}" for v in self.values) + "}"
+            out += " {" + ", ".join(number(v) for v in self.values) + "}"
         return out
 
     def short(self, digits: int = 2) -> str:

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from adbench.data.cards import load_dataset
     from adbench.environment import device_name, git_revision
     from adbench.evaluate import ClassifierConfig, ClassifierEnsemble
-    from adbench.masses import sample_masses
     from adbench.runconfig import MethodSpec
+    from adbench.tasks import template_masses
     from adbench.windows import Window
 
     torch.set_num_threads(args.threads)
@@ -75,10 +75,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         started = time.perf_counter()
         model.fit(split.data, window if spec.cls.per_window else None,
                   split.truth_in(window) if spec.cls.needs_truth else None)
-        rng = np.random.default_rng([split.seed, int(round(window.low * 1000)), int(round(window.high * 1000))])
-        masses = sample_masses(spec.preset.template.mass_sampler, split.data.m, window,
-                               int(round(args.template_size * len(sr_data))), rng,
-                               mass_weights=split.mass_weights(split.data.m), **spec.preset.template.sampler_options)
+        masses = template_masses(spec, split, window, int(round(args.template_size * len(sr_data))))
         template = np.asarray(model.sample(masses.masses, window))
         seconds = time.perf_counter() - started
         sources = model.template_sources()
