@@ -14,7 +14,7 @@ from adbench.evaluate import ClassifierConfig
 from adbench.methods.base import BackgroundModel
 from adbench.methods.presets import Preset, load_preset
 from adbench.methods.registry import canonical_name, get_method_class
-from adbench.settings import settings_dict
+from adbench.settings import hashed_settings
 from adbench.windows import Window
 
 #: Template events per SR data event, the same for every method unless the run says otherwise.
@@ -102,7 +102,7 @@ def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
         "features": list(dataset.features),
         "method": spec.name,
         "profile": spec.preset.profile,
-        "settings": settings_dict(make_model(spec, "cpu", 0, config.classifier_for(spec)).config),
+        "settings": hashed_settings(make_model(spec, "cpu", 0, config.classifier_for(spec)).config),
         "template": asdict(spec.preset.template),
         "template_size": config.template_size,
         "classifier": asdict(config.classifier_for(spec)),

@@ -53,6 +53,30 @@ def build_settings(cls: type[T], given: T | Mapping[str, Any] | None, where: str
         raise ConfigError(f"{label}: {error}") from None
 
 
+#: Field metadata of a setting added after results were stored: while it holds its default (which
+#: reproduces the earlier behaviour) ``hashed_settings`` leaves it out, so the stored results of the
+#: unchanged method keep their task hash and a rerun does not repeat them.
+ADDED_LATER = {"added_later": True}
+
+
 def settings_dict(settings: Any) -> dict[str, Any]:
-    """The nested dict of a settings dataclass (for hashes, records and signatures)."""
+    """The nested dict of a settings dataclass (for records and signatures)."""
     return dataclasses.asdict(settings)
+
+
+def hashed_settings(settings: Any) -> dict[str, Any]:
+    """``settings_dict`` without the ``ADDED_LATER`` fields at their defaults (for task hashes)."""
+    full = dataclasses.asdict(settings)
+    out = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if field.metadata.get("added_later") and value == _default(field):
+            continue
+        out[field.name] = hashed_settings(value) if dataclasses.is_dataclass(value) else full[field.name]
+    return out
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default

@@ -27,7 +27,7 @@ from adbench.methods.registry import register
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import SCALERS
-from adbench.settings import settings_dict
+from adbench.settings import ADDED_LATER, settings_dict
 from adbench.windows import Window
 
 PREPROCESSING = tuple(SCALERS)
@@ -45,10 +45,17 @@ class FlowMatchingSettings:
     solver: SolverConfig = field(default_factory=SolverConfig)
     #: The feature transform: ``logit`` (the paper's) or ``quantile`` (see adbench.preprocessing).
     preprocessing: str = "logit"
+    #: Features whose mass-dependent location and scale are removed before the feature transform
+    #: (``adbench.preprocessing.MassTrend``; e.g. ``["delta_R"]``). Not in the paper: a variant.
+    mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
+        names = (self.mass_trend,) if isinstance(self.mass_trend, str) else tuple(self.mass_trend)
+        if not all(isinstance(name, str) for name in names):
+            raise ConfigError(f"mass_trend must be a list of feature names, got {self.mass_trend!r}")
+        object.__setattr__(self, "mass_trend", names)
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,13 @@ class _CFMMethod(BackgroundModel):
         from adbench.models.flow_matching.model import FlowMatcher
 
         config = self.config
+        missing = [name for name in config.mass_trend if name not in events.features]
+        if missing:
+            raise ConfigError(f"{self.name}: mass_trend names {missing}, which are not among the features "
+                              f"{', '.join(events.features)}")
+        columns = tuple(events.features.index(name) for name in config.mass_trend)
         model = FlowMatcher(config.network, config.train, self.device, self.seed, config.selection,
-                            config.preprocessing)
+                            config.preprocessing, columns)
         return model.fit(events.x, events.m)
 
     def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
@@ -136,7 +148,7 @@ class _SharedCFM(_CFMMethod):
         return json.dumps(
             {"model": "cfm on all data", "network": settings_dict(config.network),
              "train": settings_dict(config.train), "selection": settings_dict(config.selection),
-             "preprocessing": config.preprocessing,
+             "preprocessing": config.preprocessing, "mass_trend": list(config.mass_trend),
              "seed": self.seed, "device": self.device},
             sort_keys=True,
         )

@@ -140,6 +140,22 @@ def test_unknown_settings_are_config_errors_naming_the_key():
         _ = VCR(settings={"epochs": 3}).config
 
 
+def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split):
+    from adbench.settings import hashed_settings
+
+    with pytest.raises(ConfigError, match="delta_r"):
+        VData(settings=tiny(mass_trend=["delta_r"])).fit(tiny_split.data, None)
+    with pytest.raises(ConfigError, match="list of feature names"):
+        _ = VData(settings=tiny(mass_trend=[3])).config
+    plain, trended = VData(settings=TINY), VData(settings=tiny(mass_trend=["delta_R"]))
+    assert plain.fit_signature() != trended.fit_signature()
+    # The option's default leaves the task hash of results stored before it existed unchanged.
+    assert "mass_trend" not in hashed_settings(plain.config)
+    assert hashed_settings(trended.config)["mass_trend"] == ("delta_R",)
+    fitted = trended.fit(tiny_split.data, None)
+    assert fitted.info()["mass_trend_columns"] == [tiny_split.data.features.index("delta_R")]
+
+
 def test_shared_fit_and_templates(tiny_split, tiny_vdata):
     window = Window()
     masses = np.random.default_rng(0).uniform(window.low, window.high, 300)

@@ -34,7 +34,7 @@ from adbench.models.training import (
     train_module,
     validation_split,
 )
-from adbench.preprocessing import SCALERS, scaler_from_state_dict
+from adbench.preprocessing import SCALERS, MassTrend, scaler_from_state_dict
 from adbench.progress import progress
 
 MODES = ("direct", "linear", "context")
@@ -96,11 +96,14 @@ class FlowMatcher:
         selection: how the kept epochs are ranked (validation NLL or CFM loss).
         preprocessing: the feature transform, ``logit`` (min/max -> logit -> standardise, the paper's)
             or ``quantile`` (marginal quantiles -> standard normal); see ``adbench.preprocessing``.
+        mass_trend: indices of the features whose mass-dependent location and scale are removed
+            before the feature transform (``adbench.preprocessing.MassTrend``; none by default).
     """
 
     def __init__(
         self, network: NetworkConfig, train: TrainConfig, device: str = "cpu", seed: int = 0,
         selection: SelectionConfig | None = None, preprocessing: str = "logit",
+        mass_trend: tuple[int, ...] = (),
     ) -> None:
         self.network = network
         self.train = train
@@ -108,6 +111,7 @@ class FlowMatcher:
         self.seed = seed
         self.selection = SelectionConfig() if selection is None else selection
         self.preprocessing = preprocessing
+        self.mass_trend = tuple(mass_trend)
 
     def scale_mass(self, m: np.ndarray) -> np.ndarray:
         """(n,) TeV -> (n,) in [-1, 1] over the training mass range (float32)."""
@@ -126,6 +130,9 @@ class FlowMatcher:
         if self.preprocessing not in SCALERS:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(SCALERS)}")
         self.n_features_ = x.shape[1]
+        self.trend_ = MassTrend(self.mass_trend).fit(x, m) if self.mass_trend else None
+        if self.trend_ is not None:
+            x = self.trend_.transform(x, m)
         self.scaler_ = SCALERS[self.preprocessing]().fit(x)
         low, high = float(m.min()), float(m.max())
         if not high > low:
@@ -290,8 +297,12 @@ class FlowMatcher:
                     tick(f"NFE {solved.nfe}")
         if not np.isfinite(out).all():
             raise MethodFailure(f"CFM sampling gave {int((~np.isfinite(out)).any(axis=1).sum())} non-finite events")
+        x = self.scaler_.inverse_transform(out)
+        trend = getattr(self, "trend_", None)  # models pickled before the option have none
+        if trend is not None:
+            x = trend.inverse_transform(x, masses)
         return ODESample(
-            x=self.scaler_.inverse_transform(out), solver=solver, mode=mode, nfe=nfes, backend=backend,
+            x=x, solver=solver, mode=mode, nfe=nfes, backend=backend,
             checkpoints_used=len(nets), seconds=time.perf_counter() - started,
         )
 
@@ -305,6 +316,7 @@ class FlowMatcher:
             "preprocessing": self.preprocessing,
             "n_features": self.n_features_,
             "scaler": self.scaler_.state_dict(),
+            "mass_trend": None if self.trend_ is None else self.trend_.state_dict(),
             "mass_range": list(self.mass_range_),
             "record": asdict(self.record_),
         }
@@ -320,6 +332,9 @@ class FlowMatcher:
                     SelectionConfig(**selection), meta["preprocessing"])
         model.n_features_ = int(meta["n_features"])
         model.scaler_ = scaler_from_state_dict(meta["scaler"])
+        trend = meta.get("mass_trend")
+        model.trend_ = None if trend is None else MassTrend.from_state_dict(trend)
+        model.mass_trend = () if model.trend_ is None else model.trend_.columns
         model.mass_range_ = tuple(meta["mass_range"])
         model.record_ = TrainingRecord(**meta["record"])
         model.states_ = states
@@ -334,6 +349,7 @@ class FlowMatcher:
             **self.record_.summary(),
             "selection": self.selection.metric,
             "preprocessing": self.preprocessing,
+            "mass_trend_columns": list(self.mass_trend),
             "checkpoints_kept": len(self.states_),
             "lr": self.train.lr,
             "mass_range_tev": list(self.mass_range_),
