@@ -43,7 +43,7 @@ def prepare(dataset: Dataset, config: RunConfig) -> tuple[Plan, ResultStore, lis
     """Check the run's windows and methods and plan its pending tasks (nothing runs); also returns
     the store and the records it holds."""
     check_windows(dataset, config.windows)
-    check_methods(config.methods, config.device)
+    check_methods(config.methods, config.device, dataset.features)
     store = ResultStore(config.output)
     records = store.load()
     return make_plan(dataset, config, {r.key for r in records if r.ok}), store, records

@@ -138,7 +138,9 @@ class QuantileScaler:
 class MassTrend:
     """Removes the smooth mass dependence of the location and scale of chosen features:
     ``x_j -> (x_j - mu_j(m)) / s_j(m)``, with ``mu_j`` a polynomial in m fitted to x_j by least squares
-    and ``log s_j`` one fitted to the log squared residuals. The inverse uses each event's own mass.
+    and ``log s_j`` one fitted to the log squared residuals. The inverse uses each event's own mass and
+    clips to the fitted range of each feature; masses are clamped to the fitted mass range (no
+    extrapolation of the polynomials).
 
     delta_R follows mjj closely (its median rises with the mass; r = 0.7 on LHCO): a generative model
     of p(x | m) then has to carry that drift across the SR, and an interpolation between the sideband
@@ -158,7 +160,8 @@ class MassTrend:
 
     def _powers(self, m: np.ndarray) -> np.ndarray:
         """(n,) masses -> (n, degree + 1) powers of the standardised mass."""
-        u = (np.asarray(m, dtype=np.float64) - self.m_center_) / self.m_scale_
+        m = np.clip(np.asarray(m, dtype=np.float64), *self.m_range_)
+        u = (m - self.m_center_) / self.m_scale_
         return np.vander(u, self.degree + 1)
 
     def fit(self, x: np.ndarray, m: np.ndarray) -> MassTrend:
@@ -176,13 +179,17 @@ class MassTrend:
             raise DataError("MassTrend: input has NaN or infinite values")
         self.m_center_ = float(m.mean())
         self.m_scale_ = float(m.std()) or 1.0
+        self.m_range_ = (float(m.min()), float(m.max()))
+        self.x_min_ = x[:, list(self.columns)].min(axis=0)
+        self.x_max_ = x[:, list(self.columns)].max(axis=0)
         powers = self._powers(m)
         self.location_ = np.empty((len(self.columns), self.degree + 1))
         self.log_scale_ = np.empty((len(self.columns), self.degree + 1))
         for row, column in enumerate(self.columns):
             self.location_[row] = np.linalg.lstsq(powers, x[:, column], rcond=None)[0]
             residual = x[:, column] - powers @ self.location_[row]
-            floor = 1e-12 * max(float(np.mean(residual ** 2)), 1e-300)  # exact values would give log 0
+            # Exact values would give log 0; a (nearly) constant feature keeps a scale near its own size.
+            floor = 1e-6 * float(np.var(x[:, column])) + 1e-12 * (1.0 + float(np.mean(x[:, column] ** 2)))
             self.log_scale_[row] = 0.5 * np.linalg.lstsq(powers, np.log(residual ** 2 + floor), rcond=None)[0]
         return self
 
@@ -204,18 +211,22 @@ class MassTrend:
         out = np.array(z, dtype=np.float64)
         location, scale = self._trend(m)
         columns = list(self.columns)
-        out[:, columns] = out[:, columns] * scale + location
+        out[:, columns] = np.clip(out[:, columns] * scale + location, self.x_min_, self.x_max_)
         return out.astype(np.float32)
 
     def state_dict(self) -> dict:
         return {"columns": list(self.columns), "degree": self.degree, "m_center_": self.m_center_,
-                "m_scale_": self.m_scale_, "location_": self.location_.tolist(),
+                "m_scale_": self.m_scale_, "m_range_": list(self.m_range_), "x_min_": self.x_min_.tolist(),
+                "x_max_": self.x_max_.tolist(), "location_": self.location_.tolist(),
                 "log_scale_": self.log_scale_.tolist()}
 
     @classmethod
     def from_state_dict(cls, state: dict) -> MassTrend:
         trend = cls(tuple(state["columns"]), int(state["degree"]))
         trend.m_center_, trend.m_scale_ = float(state["m_center_"]), float(state["m_scale_"])
+        trend.m_range_ = tuple(float(v) for v in state["m_range_"])
+        trend.x_min_ = np.asarray(state["x_min_"], dtype=np.float64)
+        trend.x_max_ = np.asarray(state["x_max_"], dtype=np.float64)
         trend.location_ = np.asarray(state["location_"], dtype=np.float64).reshape(len(trend.columns), -1)
         trend.log_scale_ = np.asarray(state["log_scale_"], dtype=np.float64).reshape(len(trend.columns), -1)
         return trend

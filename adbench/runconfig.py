@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -126,14 +127,18 @@ def check_windows(dataset: Dataset, windows: list[Window]) -> None:
         dataset.check_covered(window)
 
 
-def check_methods(methods: list[MethodSpec], device: str = "cpu") -> None:
+def check_methods(methods: list[MethodSpec], device: str = "cpu", features: Sequence[str] | None = None) -> None:
     """Before any data is loaded: no method is asked for twice with the same profile, every preset's
-    settings are accepted, and every configuration can run here (``check_ready``)."""
+    settings are accepted, and every configuration can run here (``check_ready``); with the dataset's
+    ``features``, also that every feature a setting names exists (``check_features``)."""
     twice = repeated_method(methods)
     if twice is not None:
         raise ConfigError(f"method {twice.name!r} with profile {twice.preset.profile!r} is listed twice")
     for spec in methods:
-        make_model(spec, device, 0, spec.classifier).check_ready()
+        model = make_model(spec, device, 0, spec.classifier)
+        model.check_ready()
+        if features is not None:
+            model.check_features(features)
 
 
 def repeated_method(methods: list[MethodSpec]) -> MethodSpec | None:

@@ -67,3 +67,14 @@ def test_mass_trend_state_round_trip_and_bad_input():
         MassTrend((2,)).fit(x, m)
     with pytest.raises(DataError, match="NaN"):
         MassTrend((1,)).fit(np.where(np.arange(500)[:, None] == 3, np.nan, x), m)
+
+
+def test_mass_trend_inverse_stays_in_range_and_a_constant_column_stays_tame():
+    x, m = trending_sample(2000)
+    x = np.column_stack([x, np.full(len(x), 2.5)])
+    trend = MassTrend((1, 2)).fit(x, m)
+    z = trend.transform(x, m)
+    assert np.abs(z[:, 2]).max() < 1e-3  # not rounding noise blown up by a vanishing scale
+    back = trend.inverse_transform(np.full((3, 3), 50.0), np.array([1.0, 3.5, 9.0]))  # masses off range too
+    assert (back[:, 1] <= x[:, 1].max() + 1e-6).all() and np.isfinite(back).all()
+    assert np.allclose(back[:, 2], 2.5)

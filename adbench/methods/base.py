@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -127,6 +128,10 @@ class BackgroundModel:
         harness before the first task, so a long scan does not stop halfway on a method that could
         never have run. The default validates the settings."""
         self.config  # noqa: B018 - builds the settings, raising ConfigError when they are wrong
+
+    def check_features(self, features: Sequence[str]) -> None:
+        """Raise ``ConfigError`` if a setting names a feature the dataset lacks. The harness calls it
+        with the dataset's feature names before the first task. The default checks nothing."""
 
     def info(self) -> dict[str, Any]:
         """JSON-serialisable facts for the result record (ODE solver, NFE, epochs, losses...)."""

@@ -15,6 +15,7 @@ seed for all three; their per-window cost is sampling only.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,16 +47,19 @@ class FlowMatchingSettings:
     #: The feature transform: ``logit`` (the paper's) or ``quantile`` (see adbench.preprocessing).
     preprocessing: str = "logit"
     #: Features whose mass-dependent location and scale are removed before the feature transform
-    #: (``adbench.preprocessing.MassTrend``; e.g. ``["delta_R"]``). Not in the paper: a variant.
+    #: (``adbench.preprocessing.MassTrend``; e.g. ``["delta_R"]``). Not in the paper: a variant. The
+    #: shared all-data methods fit the trend (a quadratic in m) on all data, as they fit the model: a
+    #: signal of N_sig events in one window moves it by about N_sig / N of its shift in that window.
     mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
-        names = (self.mass_trend,) if isinstance(self.mass_trend, str) else tuple(self.mass_trend)
-        if not all(isinstance(name, str) for name in names):
-            raise ConfigError(f"mass_trend must be a list of feature names, got {self.mass_trend!r}")
-        object.__setattr__(self, "mass_trend", names)
+        given = self.mass_trend
+        names = (given,) if isinstance(given, str) else tuple(given) if isinstance(given, list | tuple) else None
+        if names is None or not all(isinstance(name, str) for name in names):
+            raise ConfigError(f"mass_trend must be a list of feature names, got {given!r}")
+        object.__setattr__(self, "mass_trend", tuple(dict.fromkeys(names)))
 
 
 @dataclass(frozen=True)
@@ -86,14 +90,17 @@ class _CFMMethod(BackgroundModel):
         if config.selection.metric == "nll":
             require("torchdiffeq", "pip install torchdiffeq (the log-likelihood for checkpoint selection)")
 
+    def check_features(self, features: Sequence[str]) -> None:
+        missing = [name for name in self.config.mass_trend if name not in features]
+        if missing:
+            raise ConfigError(f"{self.name}: mass_trend names {missing}, which are not among the features "
+                              f"{', '.join(features)}")
+
     def _train(self, events: Events):
         from adbench.models.flow_matching.model import FlowMatcher
 
         config = self.config
-        missing = [name for name in config.mass_trend if name not in events.features]
-        if missing:
-            raise ConfigError(f"{self.name}: mass_trend names {missing}, which are not among the features "
-                              f"{', '.join(events.features)}")
+        self.check_features(events.features)
         columns = tuple(events.features.index(name) for name in config.mass_trend)
         model = FlowMatcher(config.network, config.train, self.device, self.seed, config.selection,
                             config.preprocessing, columns)

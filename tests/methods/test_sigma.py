@@ -141,10 +141,18 @@ def test_unknown_settings_are_config_errors_naming_the_key():
 
 
 def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split):
+    from adbench.harness import MethodSpec, check_methods
+    from adbench.methods.presets import Preset
     from adbench.settings import hashed_settings
 
     with pytest.raises(ConfigError, match="delta_r"):
         VData(settings=tiny(mass_trend=["delta_r"])).fit(tiny_split.data, None)
+    # The harness refuses it before the first task, from the dataset's feature names.
+    spec = MethodSpec("sigma-context", Preset("sigma-context", "fast", tiny(mass_trend=["delta_r"])))
+    with pytest.raises(ConfigError, match=r"mass_trend names \['delta_r'\]"):
+        check_methods([spec], "cpu", tiny_split.data.features)
+    with pytest.raises(ConfigError, match="mass_trend must be a list"):
+        _ = VData(settings=tiny(mass_trend=None)).config
     with pytest.raises(ConfigError, match="list of feature names"):
         _ = VData(settings=tiny(mass_trend=[3])).config
     plain, trended = VData(settings=TINY), VData(settings=tiny(mass_trend=["delta_R"]))

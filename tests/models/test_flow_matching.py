@@ -4,6 +4,7 @@ None of these train beyond a couple of tiny epochs."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 
@@ -329,3 +330,9 @@ def test_mass_trend_option_detrends_before_the_scaler_and_survives_save(tmp_path
     assert loaded.mass_trend == (0, 1)
     assert np.array_equal(loaded.sample(masses, SolverConfig(method="rk4", steps=4), seed=0).x, drawn)
     assert model.summary()["mass_trend_columns"] == [0, 1]
+    # A checkpoint written before the option existed loads as a model without a trend.
+    plain = FlowMatcher(config, train, seed=5).fit(x, m).save(tmp_path / "plain")
+    meta = json.loads((plain / "cfm.json").read_text())
+    meta.pop("mass_trend")
+    (plain / "cfm.json").write_text(json.dumps(meta))
+    assert FlowMatcher.load(plain).trend_ is None

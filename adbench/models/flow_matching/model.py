@@ -100,6 +100,11 @@ class FlowMatcher:
             before the feature transform (``adbench.preprocessing.MassTrend``; none by default).
     """
 
+    #: The fitted ``MassTrend`` (None without one; a class default, so models pickled before the
+    #: option existed load as models without it).
+    trend_: MassTrend | None = None
+    mass_trend: tuple[int, ...] = ()
+
     def __init__(
         self, network: NetworkConfig, train: TrainConfig, device: str = "cpu", seed: int = 0,
         selection: SelectionConfig | None = None, preprocessing: str = "logit",
@@ -298,9 +303,8 @@ class FlowMatcher:
         if not np.isfinite(out).all():
             raise MethodFailure(f"CFM sampling gave {int((~np.isfinite(out)).any(axis=1).sum())} non-finite events")
         x = self.scaler_.inverse_transform(out)
-        trend = getattr(self, "trend_", None)  # models pickled before the option have none
-        if trend is not None:
-            x = trend.inverse_transform(x, masses)
+        if self.trend_ is not None:
+            x = self.trend_.inverse_transform(x, masses)
         return ODESample(
             x=x, solver=solver, mode=mode, nfe=nfes, backend=backend,
             checkpoints_used=len(nets), seconds=time.perf_counter() - started,
