@@ -27,7 +27,7 @@ from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.registry import register
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
-from adbench.preprocessing import SCALERS
+from adbench.preprocessing import MASS_TRENDS, SCALERS
 from adbench.settings import ADDED_LATER, settings_dict
 from adbench.windows import Window
 
@@ -51,6 +51,9 @@ class FlowMatchingSettings:
     #: shared all-data methods fit the trend (a quadratic in m) on all data, as they fit the model: a
     #: signal of N_sig events in one window moves it by about N_sig / N of its shift in that window.
     mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
+    #: How: ``location-scale`` (a polynomial drift of location and scale) or ``quantile`` (conditional
+    #: quantiles to a standard normal, ``adbench.preprocessing.MassQuantileTrend``).
+    mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.preprocessing not in PREPROCESSING:
@@ -60,6 +63,9 @@ class FlowMatchingSettings:
         if names is None or not all(isinstance(name, str) for name in names):
             raise ConfigError(f"mass_trend must be a list of feature names, got {given!r}")
         object.__setattr__(self, "mass_trend", tuple(dict.fromkeys(names)))
+        if self.mass_trend_kind not in MASS_TRENDS:
+            raise ConfigError(f"unknown mass_trend_kind {self.mass_trend_kind!r}; choose one of "
+                              f"{', '.join(MASS_TRENDS)}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ class _CFMMethod(BackgroundModel):
         self.check_features(events.features)
         columns = tuple(events.features.index(name) for name in config.mass_trend)
         model = FlowMatcher(config.network, config.train, self.device, self.seed, config.selection,
-                            config.preprocessing, columns)
+                            config.preprocessing, columns, config.mass_trend_kind)
         return model.fit(events.x, events.m)
 
     def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
@@ -156,6 +162,7 @@ class _SharedCFM(_CFMMethod):
             {"model": "cfm on all data", "network": settings_dict(config.network),
              "train": settings_dict(config.train), "selection": settings_dict(config.selection),
              "preprocessing": config.preprocessing, "mass_trend": list(config.mass_trend),
+             "mass_trend_kind": config.mass_trend_kind,
              "seed": self.seed, "device": self.device},
             sort_keys=True,
         )

@@ -79,6 +79,12 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
                    "the fast profile with delta_R's mass-dependent location and scale removed before the feature "
                    "transform (adbench.preprocessing.MassTrend; not in the paper)"),
     "cpu-trend": ("cpu", {"mass_trend": ["delta_R"]}, "the cpu profile with delta_R detrended in mass, as fast-trend"),
+    "fast-qtrend": ("fast", {"mass_trend": ["delta_R"], "mass_trend_kind": "quantile"},
+                    "the fast profile with delta_R mapped through its conditional quantiles given the mass to a "
+                    "standard normal before the feature transform (adbench.preprocessing.MassQuantileTrend; not "
+                    "in the paper)"),
+    "cpu-qtrend": ("cpu", {"mass_trend": ["delta_R"], "mass_trend_kind": "quantile"},
+                   "the cpu profile with delta_R's conditional quantiles, as fast-qtrend"),
     "fast": ("fast", {}, "the fast profile as shipped"),
     "cpu": ("cpu", {}, "the cpu profile as shipped (the committed rows were measured at its first 40 epochs, "
                        "keep_spacing 4; it now ships cpu-e80's 80)"),

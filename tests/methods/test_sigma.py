@@ -153,6 +153,8 @@ def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split)
         check_methods([spec], "cpu", tiny_split.data.features)
     with pytest.raises(ConfigError, match="mass_trend must be a list"):
         _ = VData(settings=tiny(mass_trend=None)).config
+    with pytest.raises(ConfigError, match="unknown mass_trend_kind 'rank'"):
+        _ = VData(settings=tiny(mass_trend_kind="rank")).config
     with pytest.raises(ConfigError, match="list of feature names"):
         _ = VData(settings=tiny(mass_trend=[3])).config
     plain, trended = VData(settings=TINY), VData(settings=tiny(mass_trend=["delta_R"]))
@@ -162,6 +164,10 @@ def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split)
     assert hashed_settings(trended.config)["mass_trend"] == ("delta_R",)
     fitted = trended.fit(tiny_split.data, None)
     assert fitted.info()["mass_trend_columns"] == [tiny_split.data.features.index("delta_R")]
+    assert "mass_trend_kind" not in hashed_settings(plain.config)
+    quantile = VData(settings=tiny(mass_trend=["delta_R"], mass_trend_kind="quantile")).fit(tiny_split.data, None)
+    assert quantile.info()["mass_trend_kind"] == "quantile"
+    assert quantile.sample(np.full(50, 3.5), Window()).shape == (50, 5)
 
 
 def test_shared_fit_and_templates(tiny_split, tiny_vdata):

@@ -34,7 +34,7 @@ from adbench.models.training import (
     train_module,
     validation_split,
 )
-from adbench.preprocessing import SCALERS, MassTrend, scaler_from_state_dict
+from adbench.preprocessing import MASS_TRENDS, SCALERS, MassTrend, scaler_from_state_dict
 from adbench.progress import progress
 
 MODES = ("direct", "linear", "context")
@@ -98,17 +98,19 @@ class FlowMatcher:
             or ``quantile`` (marginal quantiles -> standard normal); see ``adbench.preprocessing``.
         mass_trend: indices of the features whose mass-dependent location and scale are removed
             before the feature transform (``adbench.preprocessing.MassTrend``; none by default).
+        trend_kind: ``location-scale`` (``MassTrend``) or ``quantile`` (``MassQuantileTrend``).
     """
 
     #: The fitted ``MassTrend`` (None without one; a class default, so models pickled before the
     #: option existed load as models without it).
     trend_: MassTrend | None = None
     mass_trend: tuple[int, ...] = ()
+    trend_kind: str = MassTrend.kind
 
     def __init__(
         self, network: NetworkConfig, train: TrainConfig, device: str = "cpu", seed: int = 0,
         selection: SelectionConfig | None = None, preprocessing: str = "logit",
-        mass_trend: tuple[int, ...] = (),
+        mass_trend: tuple[int, ...] = (), trend_kind: str = "location-scale",
     ) -> None:
         self.network = network
         self.train = train
@@ -117,6 +119,7 @@ class FlowMatcher:
         self.selection = SelectionConfig() if selection is None else selection
         self.preprocessing = preprocessing
         self.mass_trend = tuple(mass_trend)
+        self.trend_kind = trend_kind
 
     def scale_mass(self, m: np.ndarray) -> np.ndarray:
         """(n,) TeV -> (n,) in [-1, 1] over the training mass range (float32)."""
@@ -135,7 +138,9 @@ class FlowMatcher:
         if self.preprocessing not in SCALERS:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(SCALERS)}")
         self.n_features_ = x.shape[1]
-        self.trend_ = MassTrend(self.mass_trend).fit(x, m) if self.mass_trend else None
+        if self.trend_kind not in MASS_TRENDS:
+            raise ConfigError(f"unknown mass trend kind {self.trend_kind!r}; choose one of {', '.join(MASS_TRENDS)}")
+        self.trend_ = MASS_TRENDS[self.trend_kind](self.mass_trend).fit(x, m) if self.mass_trend else None
         if self.trend_ is not None:
             x = self.trend_.transform(x, m)
         self.scaler_ = SCALERS[self.preprocessing]().fit(x)
@@ -339,6 +344,7 @@ class FlowMatcher:
         trend = meta.get("mass_trend")
         model.trend_ = None if trend is None else MassTrend.from_state_dict(trend)
         model.mass_trend = () if model.trend_ is None else model.trend_.columns
+        model.trend_kind = MassTrend.kind if model.trend_ is None else model.trend_.kind
         model.mass_range_ = tuple(meta["mass_range"])
         model.record_ = TrainingRecord(**meta["record"])
         model.states_ = states
@@ -354,6 +360,7 @@ class FlowMatcher:
             "selection": self.selection.metric,
             "preprocessing": self.preprocessing,
             "mass_trend_columns": list(self.mass_trend),
+            "mass_trend_kind": self.trend_kind if self.mass_trend else "",
             "checkpoints_kept": len(self.states_),
             "lr": self.train.lr,
             "mass_range_tev": list(self.mass_range_),
