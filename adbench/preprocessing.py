@@ -218,12 +218,28 @@ class MassTrend:
         out[:, columns] = self._detrend(out[:, columns], np.asarray(m, dtype=np.float64))
         return out
 
-    def inverse_transform(self, z: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """(n, d) detrended values at masses (n,) -> (n, d) float32 features."""
+    def inverse_transform(
+        self, z: np.ndarray, m: np.ndarray, anchors: tuple[float, float] | None = None,
+        weights: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(n, d) detrended values at masses (n,) -> (n, d) float32 features.
+
+        With ``anchors`` (m1, m2) and ``weights`` xi: (n,), the trend is not read at the masses but
+        interpolated between the anchors, ``xi T(z | m1) + (1 - xi) T(z | m2)``, as SIGMA interpolates
+        its velocity: a template for the SR then uses nothing the trend learnt inside it.
+        """
         out = np.array(z, dtype=np.float64)
         columns = list(self.columns)
-        out[:, columns] = np.clip(self._retrend(out[:, columns], np.asarray(m, dtype=np.float64)), self.x_min_,
-                                  self.x_max_)
+        values = out[:, columns]
+        if anchors is None:
+            restored = self._retrend(values, np.asarray(m, dtype=np.float64))
+        else:
+            if weights is None:
+                raise DataError("MassTrend.inverse_transform: anchors need their interpolation weights")
+            w = np.asarray(weights, dtype=np.float64)[:, None]
+            at = [self._retrend(values, np.full(len(values), float(anchor))) for anchor in anchors]
+            restored = w * at[0] + (1.0 - w) * at[1]
+        out[:, columns] = np.clip(restored, self.x_min_, self.x_max_)
         return out.astype(np.float32)
 
     #: Fitted array attributes beyond the shared ones, saved by ``state_dict``.
@@ -258,10 +274,10 @@ class MassQuantileTrend(MassTrend):
     ``F_j(. | m)``: the empirical quantiles at ``LEVELS`` in equal-count mass bins, linear in m between
     the bins' median masses (constant beyond the outer ones) and linear between levels. A polynomial
     in m per level was tried first: over a data set's whole mass range (1.5-8.6 TeV on LHCO) a quartic
-    leaves the 16% quantile of the output drifting by 0.2 across 3-4 TeV. The price of the local
-    tables: an all-data model's tables in the SR bins hold the SR's signal (N_sig / events per bin, a
-    few per cent at N_sig = 1000 on LHCO), so the template's marginal of the feature follows the data
-    there; a sideband model's (v_CR) do not.
+    leaves the 16% quantile of the output drifting by 0.2 across 3-4 TeV. The tables in the SR's bins
+    hold the SR's signal: SIGMA's templates therefore interpolate the tables between the anchors
+    (``inverse_transform`` with ``anchors``), v_data's read them at the SR masses (it learns the
+    signal anyway), v_CR's are fitted on the sidebands.
 
     Args:
         columns: indices of the features to transform.

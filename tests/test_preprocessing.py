@@ -99,3 +99,17 @@ def test_mass_quantile_trend_gives_a_standard_normal_at_every_mass_and_inverts()
     assert np.mean(np.abs(back[:, 1] - x[:, 1]) < 1e-3) > 0.999
     clone = MassTrend.from_state_dict(trend.state_dict())
     assert isinstance(clone, MassQuantileTrend) and np.array_equal(clone.transform(x, m), z)
+
+
+@pytest.mark.parametrize("kind", [MassTrend, MassQuantileTrend])
+def test_anchored_inverse_interpolates_between_the_anchors_only(kind):
+    x, m = trending_sample(20000)
+    trend = kind((1,)).fit(x, m)
+    z = trend.transform(x, m)[:5]
+    at = {anchor: trend.inverse_transform(z, np.full(5, anchor))[:, 1] for anchor in (3.2, 3.8)}
+    w = np.array([1.0, 0.0, 0.5, 0.25, 0.75])
+    # The masses asked for play no part: only the anchors and the weights.
+    mixed = trend.inverse_transform(z, np.full(5, 9.9), anchors=(3.2, 3.8), weights=w)[:, 1]
+    assert np.allclose(mixed, w * at[3.2] + (1 - w) * at[3.8], atol=1e-5)
+    with pytest.raises(DataError, match="weights"):
+        trend.inverse_transform(z, np.full(5, 3.5), anchors=(3.2, 3.8))

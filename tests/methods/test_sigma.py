@@ -168,6 +168,9 @@ def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split)
     quantile = VData(settings=tiny(mass_trend=["delta_R"], mass_trend_kind="quantile")).fit(tiny_split.data, None)
     assert quantile.info()["mass_trend_kind"] == "quantile"
     assert quantile.sample(np.full(50, 3.5), Window()).shape == (50, 5)
+    settings = tiny(mass_trend=["delta_R"], mass_trend_kind="quantile")
+    context = SigmaContext(settings=settings).share_fit_from(quantile).sample(np.full(50, 3.5), Window())
+    assert context.shape == (50, 5) and np.isfinite(context).all()
 
 
 def test_shared_fit_and_templates(tiny_split, tiny_vdata):

@@ -309,7 +309,8 @@ class FlowMatcher:
             raise MethodFailure(f"CFM sampling gave {int((~np.isfinite(out)).any(axis=1).sum())} non-finite events")
         x = self.scaler_.inverse_transform(out)
         if self.trend_ is not None:
-            x = self.trend_.inverse_transform(x, masses)
+            # Interpolated between the anchors like the velocity (linear and context modes).
+            x = self.trend_.inverse_transform(x, masses, anchors, None if xi is None else np.asarray(xi))
         return ODESample(
             x=x, solver=solver, mode=mode, nfe=nfes, backend=backend,
             checkpoints_used=len(nets), seconds=time.perf_counter() - started,
