@@ -14,6 +14,9 @@ File layout::
     epochs = 2000
     [paper-gpu.train]             # any further table is an extra profile (``--profile paper-gpu``)
     batch_size = 16384
+    [fast-qtrend]                 # a profile that starts from another one and changes a few values
+    extends = "fast"
+    mass_trend = ["delta_R"]
     [variants]                    # profiles that change the method itself, not only its sizes, carry
     fast = "radot-projection"     # their own name in every table of a report; a name starting with
     paper-ema = "+ema"            # "+" is appended to the method's ("sigma-context+ema")
@@ -119,7 +122,21 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     variant = str(table.get("variants", {}).get(profile, ""))
     if variant.startswith("+"):
         variant = method + variant
-    return Preset(method, profile, dict(table[profile]), spec, f"{path.name} [{profile}]", variant)
+    return Preset(method, profile, profile_params(table, profile, path), spec, f"{path.name} [{profile}]", variant)
+
+
+def profile_params(table: dict[str, Any], profile: str, path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A profile's settings table, with ``extends = "<profile>"`` resolved (the named profile's table,
+    updated by this one's values)."""
+    own = dict(table[profile])
+    parent = own.pop("extends", None)
+    if parent is None:
+        return own
+    if parent in (*seen, profile):
+        raise ConfigError(f"{path}: 'extends' forms a cycle ({' -> '.join((*seen, profile, parent))})")
+    if parent not in available_profiles(table):
+        raise ConfigError(f"{path}: profile {profile!r} extends {parent!r}, which is not a profile of the file")
+    return merge_tables(profile_params(table, parent, path, (*seen, profile)), own)
 
 
 def available_profiles(table: dict[str, Any]) -> list[str]:

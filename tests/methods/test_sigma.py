@@ -325,3 +325,25 @@ def test_a_variant_suffix_names_each_method_of_a_family(tmp_path, monkeypatch):
     assert load_preset("sigma-context", "fast").variant == "sigma-context+quantile"
     assert load_preset("vcr", "fast").variant == "vcr+quantile"
     assert load_preset("vcr", "paper").variant == ""
+
+
+def test_a_profile_extends_another(tmp_path, monkeypatch):
+    """``extends = "cpu"`` in a profile starts from the cpu profile's tables and changes only what it
+    names; a cycle or an unknown base is a ConfigError naming the file."""
+    import shutil
+
+    from adbench.resources import resource_dir
+
+    shutil.copytree(resource_dir("methods"), tmp_path / "methods")
+    base = tmp_path / "methods" / "_flow-matching.toml"
+    text = base.read_text()
+    base.write_text(text + '\n[cpu-x]\nextends = "cpu"\nmass_trend = ["delta_R"]\n[cpu-x.train]\nepochs = 3\n')
+    monkeypatch.setenv("ADBENCH_PRESETS", str(tmp_path))
+    cpu, extended = load_preset("vdata", "cpu").params, load_preset("vdata", "cpu-x").params
+    assert extended["train"]["epochs"] == 3 and extended["mass_trend"] == ["delta_R"]
+    assert extended["network"] == cpu["network"] and extended["train"]["lr"] == cpu["train"]["lr"]
+    base.write_text(text + '\n[a]\nextends = "b"\n[b]\nextends = "a"\n[c]\nextends = "nope"\n')
+    with pytest.raises(ConfigError, match="cycle"):
+        load_preset("vdata", "a")
+    with pytest.raises(ConfigError, match="_flow-matching.toml|vdata.toml"):
+        load_preset("vdata", "c")
