@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -18,10 +19,11 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
+from adbench.methods.mass_trend import MassTrendSettings, trend_columns
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
 from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
-from adbench.preprocessing import LogitScaler
+from adbench.preprocessing import MASS_TRENDS, LogitScaler
 from adbench.windows import Window
 
 MIN_TRAIN_EVENTS = 100
@@ -83,30 +85,47 @@ class _FlowMethod(BackgroundModel):
         return sidebands
 
 
+@dataclass(frozen=True)
+class CathodeSettings(MassTrendSettings, FlowMethodSettings):
+    """CATHODE's settings: the flow's, plus ``mass_trend`` (fitted on the sidebands, like the flow)."""
+
+
 @register
 class Cathode(_FlowMethod):
     """CATHODE: template sampled from a conditional flow trained on the sidebands.
 
-    Settings: ``FlowMethodSettings`` (the published setup by default).
+    Settings: ``CathodeSettings`` (the published setup by default).
     """
 
     name = "cathode"
     produces = "template"
+    Settings = CathodeSettings
+
+    def check_features(self, features: Sequence[str]) -> None:
+        trend_columns(self.name, self.config, features)
 
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Cathode:
         sidebands = self._sidebands(events, window)
-        self.flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m)
+        config = self.config
+        columns = trend_columns(self.name, config, sidebands.features)
+        self.trend_ = MASS_TRENDS[config.mass_trend_kind](columns).fit(sidebands.x, sidebands.m) if columns else None
+        x = sidebands.x if self.trend_ is None else self.trend_.transform(sidebands.x, sidebands.m)
+        self.flow_ = self._new_flow(self.seed).fit(x, sidebands.m)
         self.n_sideband_ = len(sidebands)
         return self
 
     def sample(self, masses: np.ndarray, window: Window) -> np.ndarray:
         """(n,) SR masses -> (n, d) float32 template, drawn equally from the kept epochs."""
-        return self.flow_.sample(np.asarray(masses, dtype=np.float64))
+        masses = np.asarray(masses, dtype=np.float64)
+        x = self.flow_.sample(masses)
+        return x if self.trend_ is None else self.trend_.inverse_transform(x, masses)
 
     def info(self) -> dict[str, Any]:
         if not hasattr(self, "flow_"):
             return {}
-        return {"sideband_events": self.n_sideband_, **self.flow_.info()}
+        trend = {"mass_trend_columns": list(self.trend_.columns), "mass_trend_kind": self.trend_.kind} \
+            if self.trend_ is not None else {}
+        return {"sideband_events": self.n_sideband_, **self.flow_.info(), **trend}
 
 
 #: How the data flow's training length is set: ``background`` (as many optimiser steps as the

@@ -24,21 +24,23 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
+from adbench.methods.mass_trend import MassTrendSettings, trend_columns
 from adbench.methods.registry import register
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
-from adbench.preprocessing import MASS_TRENDS, SCALERS
-from adbench.settings import ADDED_LATER, settings_dict
+from adbench.preprocessing import SCALERS
+from adbench.settings import settings_dict
 from adbench.windows import Window
 
 PREPROCESSING = tuple(SCALERS)
 
 
 @dataclass(frozen=True)
-class FlowMatchingSettings:
+class FlowMatchingSettings(MassTrendSettings):
     """The settings of the flow-matching methods: ``[profile.network]``, ``[profile.train]``,
     ``[profile.selection]`` (with ``[profile.selection.solver]``) and ``[profile.solver]`` (sampling)
-    tables of a preset."""
+    tables of a preset, and ``mass_trend`` (``MassTrendSettings``; the shared all-data methods fit
+    the trend on all data, as their model, and SIGMA's templates read it between the anchors)."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -46,26 +48,11 @@ class FlowMatchingSettings:
     solver: SolverConfig = field(default_factory=SolverConfig)
     #: The feature transform: ``logit`` (the paper's) or ``quantile`` (see adbench.preprocessing).
     preprocessing: str = "logit"
-    #: Features whose mass-dependent location and scale are removed before the feature transform
-    #: (``adbench.preprocessing.MassTrend``; e.g. ``["delta_R"]``). Not in the paper: a variant. The
-    #: shared all-data methods fit the trend (a quadratic in m) on all data, as they fit the model: a
-    #: signal of N_sig events in one window moves it by about N_sig / N of its shift in that window.
-    mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
-    #: How: ``location-scale`` (a polynomial drift of location and scale) or ``quantile`` (conditional
-    #: quantiles to a standard normal, ``adbench.preprocessing.MassQuantileTrend``).
-    mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
-        given = self.mass_trend
-        names = (given,) if isinstance(given, str) else tuple(given) if isinstance(given, list | tuple) else None
-        if names is None or not all(isinstance(name, str) for name in names):
-            raise ConfigError(f"mass_trend must be a list of feature names, got {given!r}")
-        object.__setattr__(self, "mass_trend", tuple(dict.fromkeys(names)))
-        if self.mass_trend_kind not in MASS_TRENDS:
-            raise ConfigError(f"unknown mass_trend_kind {self.mass_trend_kind!r}; choose one of "
-                              f"{', '.join(MASS_TRENDS)}")
 
 
 @dataclass(frozen=True)
@@ -97,17 +84,13 @@ class _CFMMethod(BackgroundModel):
             require("torchdiffeq", "pip install torchdiffeq (the log-likelihood for checkpoint selection)")
 
     def check_features(self, features: Sequence[str]) -> None:
-        missing = [name for name in self.config.mass_trend if name not in features]
-        if missing:
-            raise ConfigError(f"{self.name}: mass_trend names {missing}, which are not among the features "
-                              f"{', '.join(features)}")
+        trend_columns(self.name, self.config, features)
 
     def _train(self, events: Events):
         from adbench.models.flow_matching.model import FlowMatcher
 
         config = self.config
-        self.check_features(events.features)
-        columns = tuple(events.features.index(name) for name in config.mass_trend)
+        columns = trend_columns(self.name, config, events.features)
         model = FlowMatcher(config.network, config.train, self.device, self.seed, config.selection,
                             config.preprocessing, columns, config.mass_trend_kind)
         return model.fit(events.x, events.m)

@@ -84,6 +84,20 @@ def test_cathode_trains_on_sidebands_and_samples_the_template(small_split):
     np.testing.assert_array_equal(template, again)
 
 
+def test_cathode_mass_trend_is_fitted_on_the_sidebands(small_split):
+    data = small_split.data
+    settings = {**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": "quantile"}
+    model = Cathode(seed=0, settings=settings).fit(data, WINDOW)
+    assert model.info()["mass_trend_kind"] == "quantile"
+    sidebands = data.select(WINDOW.in_sidebands(data.m))
+    low, high = model.trend_.m_range_
+    assert (low, high) == (float(sidebands.m.min()), float(sidebands.m.max()))
+    template = model.sample(np.linspace(3.31, 3.69, 200), WINDOW)
+    assert template.shape == (200, data.n_features) and np.isfinite(template).all()
+    with pytest.raises(ConfigError, match=r"cathode: mass_trend names \['dR'\]"):
+        Cathode(settings={**TINY, "mass_trend": ["dR"]}).fit(data, WINDOW)
+
+
 def test_cathode_never_reads_labels(small_split):
     data = small_split.data
     relabelled = Events(data.m, data.x, np.zeros(len(data), np.int8), data.features)

@@ -1,0 +1,48 @@
+"""The ``mass_trend`` settings shared by the template methods that can take a feature's mass
+dependence out before their model sees it (``adbench.preprocessing.MassTrend`` and
+``MassQuantileTrend``). Not in the papers: profiles that set it carry their own name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from adbench.errors import ConfigError
+from adbench.preprocessing import MASS_TRENDS
+from adbench.settings import ADDED_LATER
+
+
+@dataclass(frozen=True)
+class MassTrendSettings:
+    """A settings base with the two ``mass_trend`` fields (both keep stored results' task hashes at
+    their defaults)."""
+
+    #: Features whose mass dependence is taken out before the feature transform (e.g. ["delta_R"]).
+    mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
+    #: How: ``location-scale`` (a polynomial drift of location and scale, ``MassTrend``) or
+    #: ``quantile`` (conditional quantiles to a standard normal, ``MassQuantileTrend``).
+    mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
+
+    def __post_init__(self) -> None:
+        given = self.mass_trend
+        names = (given,) if isinstance(given, str) else tuple(given) if isinstance(given, list | tuple) else None
+        if names is None or not all(isinstance(name, str) for name in names):
+            raise ConfigError(f"mass_trend must be a list of feature names, got {given!r}")
+        object.__setattr__(self, "mass_trend", tuple(dict.fromkeys(names)))
+        if self.mass_trend_kind not in MASS_TRENDS:
+            raise ConfigError(f"unknown mass_trend_kind {self.mass_trend_kind!r}; choose one of "
+                              f"{', '.join(MASS_TRENDS)}")
+
+
+def trend_columns(method: str, settings: MassTrendSettings, features: Sequence[str]) -> tuple[int, ...]:
+    """The column indices of ``settings.mass_trend`` among ``features``.
+
+    Raises:
+        ConfigError: naming the method and the features that do not exist.
+    """
+    features = list(features)
+    missing = [name for name in settings.mass_trend if name not in features]
+    if missing:
+        raise ConfigError(f"{method}: mass_trend names {missing}, which are not among the features "
+                          f"{', '.join(features)}")
+    return tuple(features.index(name) for name in settings.mass_trend)
