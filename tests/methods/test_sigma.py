@@ -320,7 +320,9 @@ def test_a_variant_suffix_names_each_method_of_a_family(tmp_path, monkeypatch):
 
     shutil.copytree(resource_dir("methods"), tmp_path / "methods")
     base = tmp_path / "methods" / "_flow-matching.toml"
-    base.write_text(base.read_text() + '\n[variants]\nfast = "+quantile"\n')
+    text = base.read_text()
+    assert "[variants]\n" in text  # the family's own named profiles
+    base.write_text(text.replace("[variants]\n", '[variants]\nfast = "+quantile"\n'))
     monkeypatch.setenv("ADBENCH_PRESETS", str(tmp_path))
     assert load_preset("sigma-context", "fast").variant == "sigma-context+quantile"
     assert load_preset("vcr", "fast").variant == "vcr+quantile"
