@@ -324,38 +324,49 @@ class MassQuantileTrend(MassTrend):
         tables = self.quantiles_[row]
         return (1.0 - weight) * tables[upper - 1] + weight * tables[upper]
 
-    def _detrend(self, values: np.ndarray, m: np.ndarray) -> np.ndarray:
-        from scipy.special import ndtri
-
+    def _each_column(self, values: np.ndarray, m: np.ndarray, convert) -> np.ndarray:
+        """``convert(table, v)`` per column and chunk of events: table (chunk, levels) the column's
+        quantiles at the events' masses, v (chunk,) its values; returns (n, columns)."""
         out = np.empty_like(values)
-        levels = self.LEVELS
         for start in range(0, len(values), self.CHUNK):
             part = slice(start, start + self.CHUNK)
             for row in range(len(self.columns)):
-                table, v = self._table(m[part], row), values[part, row]
-                upper = np.clip((table < v[:, None]).sum(axis=1), 1, len(levels) - 1)
-                low, high = np.take_along_axis(table, (upper - 1)[:, None], 1)[:, 0], \
-                    np.take_along_axis(table, upper[:, None], 1)[:, 0]
-                share = np.clip((v - low) / np.where(high > low, high - low, 1.0), 0.0, 1.0)
-                p = levels[upper - 1] + share * (levels[upper] - levels[upper - 1])
-                out[part, row] = ndtri(np.clip(p, 1e-7, 1 - 1e-7))
+                out[part, row] = convert(self._table(m[part], row), values[part, row])
         return out
+
+    @staticmethod
+    def _bracket(table: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The table's entries at ``upper - 1`` and ``upper`` of each row."""
+        return (np.take_along_axis(table, (upper - 1)[:, None], 1)[:, 0],
+                np.take_along_axis(table, upper[:, None], 1)[:, 0])
+
+    def _detrend(self, values: np.ndarray, m: np.ndarray) -> np.ndarray:
+        from scipy.special import ndtri
+
+        levels = self.LEVELS
+
+        def to_normal(table: np.ndarray, v: np.ndarray) -> np.ndarray:
+            upper = np.clip((table < v[:, None]).sum(axis=1), 1, len(levels) - 1)
+            low, high = self._bracket(table, upper)
+            share = np.clip((v - low) / np.where(high > low, high - low, 1.0), 0.0, 1.0)
+            p = levels[upper - 1] + share * (levels[upper] - levels[upper - 1])
+            return ndtri(np.clip(p, 1e-7, 1 - 1e-7))
+
+        return self._each_column(values, m, to_normal)
 
     def _retrend(self, values: np.ndarray, m: np.ndarray) -> np.ndarray:
         from scipy.special import ndtr
 
-        out = np.empty_like(values)
         levels = self.LEVELS
-        for start in range(0, len(values), self.CHUNK):
-            part = slice(start, start + self.CHUNK)
-            for row in range(len(self.columns)):
-                table, p = self._table(m[part], row), ndtr(values[part, row])
-                upper = np.clip(np.searchsorted(levels, p, side="right"), 1, len(levels) - 1)
-                share = (p - levels[upper - 1]) / (levels[upper] - levels[upper - 1])
-                low = np.take_along_axis(table, (upper - 1)[:, None], 1)[:, 0]
-                high = np.take_along_axis(table, upper[:, None], 1)[:, 0]
-                out[part, row] = low + np.clip(share, 0.0, 1.0) * (high - low)
-        return out
+
+        def from_normal(table: np.ndarray, z: np.ndarray) -> np.ndarray:
+            p = ndtr(z)
+            upper = np.clip(np.searchsorted(levels, p, side="right"), 1, len(levels) - 1)
+            share = np.clip((p - levels[upper - 1]) / (levels[upper] - levels[upper - 1]), 0.0, 1.0)
+            low, high = self._bracket(table, upper)
+            return low + share * (high - low)
+
+        return self._each_column(values, m, from_normal)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "bins": self.bins}

@@ -96,8 +96,8 @@ class FlowMatcher:
         selection: how the kept epochs are ranked (validation NLL or CFM loss).
         preprocessing: the feature transform, ``logit`` (min/max -> logit -> standardise, the paper's)
             or ``quantile`` (marginal quantiles -> standard normal); see ``adbench.preprocessing``.
-        mass_trend: indices of the features whose mass-dependent location and scale are removed
-            before the feature transform (``adbench.preprocessing.MassTrend``; none by default).
+        mass_trend: indices of the features whose mass dependence is removed before the feature
+            transform (none by default), the way ``trend_kind`` says.
         trend_kind: ``location-scale`` (``MassTrend``) or ``quantile`` (``MassQuantileTrend``).
     """
 
