@@ -109,6 +109,8 @@ def config_hash(dataset: Dataset, spec: MethodSpec, config: RunConfig) -> str:
         "classifier": asdict(config.classifier_for(spec)),
         "min_bkg": config.min_bkg,
     }
+    if dataset.version:  # absent for files and for the first synthetic generators: their hashes stand
+        payload["dataset_version"] = dataset.version
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -146,6 +146,21 @@ def test_a_method_profile_sets_its_own_classifier(tmp_path, small_dataset):
     assert run.classifier_for(paper) is FAST  # an explicit run classifier overrides every profile
 
 
+def test_a_new_generator_version_gives_new_task_hashes(tmp_path, small_dataset):
+    """Results of an older synthetic generator are never taken for the current one's; a dataset read
+    from a file (no version) keeps the hashes it always had."""
+    from dataclasses import replace
+
+    from adbench.harness import config_hash
+
+    spec = MethodSpec.parse("idealized", "fast")
+    run = RunConfig(methods=[spec], windows=[Window()], n_sigs=[0], seeds=[0], output=tmp_path)
+    unversioned = config_hash(replace(small_dataset, version=""), spec, run)
+    v3, v4 = (config_hash(replace(small_dataset, version=v), spec, run) for v in ("synthetic/3", "synthetic/4"))
+    assert len({unversioned, v3, v4}) == 3
+    assert config_hash(replace(small_dataset, version=""), spec, run) == unversioned
+
+
 def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, small_dataset, monkeypatch):
     """One fit per (N_sig, seed) for the methods that share it, owned by the first listed method with
     windows left; a rerun plans only what is not finished."""

@@ -138,7 +138,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, features: str | 
         raise ConfigError(f"{card.path}: unknown loader {card.loader!r}; known: {', '.join(sorted(LOADERS))}")
     dataset = LOADERS[card.loader](card, data_dir)
     holdout = HoldOut(card.holdout, card.holdout_fraction)
-    dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr))
+    dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr), dataset.version)
     return dataset.with_features(FEATURE_SETS[feature_set])
 
 

@@ -145,6 +145,8 @@ class Dataset:
         held_out: extra background samples never mixed into the data, with their mass coverage.
         holdout: how main-sample background is held out for windows no extra sample covers.
         default_window: the SR used when the user names none.
+        version: the version of the code that generated the events ("" for events read from a
+            file); part of every task's config hash, so results of an older generator are not reused.
     """
 
     name: str
@@ -152,6 +154,7 @@ class Dataset:
     held_out: tuple[HeldOutSample, ...] = ()
     holdout: HoldOut = field(default_factory=HoldOut)
     default_window: Window = Window()
+    version: str = ""
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -168,7 +171,8 @@ class Dataset:
 
     def with_features(self, names: tuple[str, ...]) -> Dataset:
         held = tuple(HeldOutSample(s.events.with_features(names), s.coverage, s.source) for s in self.held_out)
-        return Dataset(self.name, self.events.with_features(names), held, self.holdout, self.default_window)
+        return Dataset(self.name, self.events.with_features(names), held, self.holdout, self.default_window,
+                       self.version)
 
     def covering(self, window: Window) -> int | None:
         """The index of the first extra sample that covers the window, or None."""

@@ -162,9 +162,7 @@ class Ranode(_FlowMethod):
         if len(sr) < MIN_TRAIN_EVENTS:
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to fit the signal model")
         self.scaler_ = LogitScaler().fit(events.x)
-        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, self.scaler_)
-        self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(events.m, window,
-                                                                        config.mass_sideband_width)
+        self._fit_background(events, sidebands, window)
         self.coordinate_ = MassCoordinate(window.low, window.width).fit(sr.m)
         u, log_bkg = self._coordinates(sr)
         features = u.shape[1]
@@ -178,6 +176,13 @@ class Ranode(_FlowMethod):
         self._estimate_w(u, log_bkg)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
+
+    def _fit_background(self, events: Events, sidebands: Events, window: Window) -> None:
+        """The fixed background model: ``background_flow_`` (p_bkg(x | m), anything with the flow's
+        ``log_prob(x, m, physical=False)`` and ``info()``), ``log_mass_bkg_`` and ``mass_fit_``."""
+        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, self.scaler_)
+        self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(events.m, window,
+                                                                        self.config.mass_sideband_width)
 
     def _coordinates(self, events: Events) -> tuple[np.ndarray, np.ndarray]:
         """SR events -> u = (t, z) (n, 1 + d) float32 and log p_bkg(u) (n,): the background in the
