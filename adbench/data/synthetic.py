@@ -6,8 +6,8 @@ each mapped to an unbounded variable ``z`` (log of the jet masses, logit of tau2
 delta_R - 1.5), follow a mixture of Gaussians with mass-independent weights whose means move smoothly
 with ln(mjj) (``SmoothMixture``): no component switches on or off across a sideband, so every feature's
 quantiles and correlations drift continuously. The mixture is truncated to positive jet masses, so
-no feature has a point mass, and its density is known exactly (``SmoothMixture.log_prob``). The signal is a Gaussian mixture on (mjj, z) with its
-peak near 3.5 TeV.
+no feature has a point mass, and its density is known exactly (``SmoothMixture.log_prob``). The
+signal is a Gaussian mixture on (mjj, z) with its peak near 3.5 TeV.
 
 All parameters are fitted to the first 100k real LHCO events by ``calibrate`` and shipped in
 ``synthetic_calibration.json`` (regenerate with ``adbench data calibrate-synthetic FILE``).

@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             rows.append(row)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"command": "tests/benchmarks/point_mass.py", "environment": environment_summary("cpu"),
-                                           "rows": rows}, indent=1, default=str))
+        summary = {"command": "tests/benchmarks/point_mass.py", "environment": environment_summary("cpu"), "rows": rows}
+        args.output.write_text(json.dumps(summary, indent=1, default=str))
     return rows
 
 

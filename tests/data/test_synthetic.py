@@ -70,7 +70,8 @@ def test_the_exact_background_density_is_normalised_and_matches_its_samples():
     assert abs(ratio.mean() - support) < 4 * error
     # the density in physical units: latent density times |dz/dx|, the latter by finite differences
     h, sample = 1e-6, x[:500]
-    numeric = sum(np.log(np.abs(to_latent(sample + h * np.eye(5)[j])[:, j] - to_latent(sample - h * np.eye(5)[j])[:, j]) / (2 * h))
+    step = h * np.eye(5)
+    numeric = sum(np.log(np.abs(to_latent(sample + step[j])[:, j] - to_latent(sample - step[j])[:, j]) / (2 * h))
                   for j in range(5))
     assert np.allclose(latent_log_jacobian(sample), numeric, atol=1e-4)
     assert np.allclose(model.log_prob(m[:500], sample), model.latent_log_prob(m[:500], z[:500]) + numeric, atol=1e-4)
