@@ -16,6 +16,7 @@ from typing import Any
 
 from adbench.costs import CostModel, format_duration
 from adbench.data.dataset import Dataset
+from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
 from adbench.planning import Plan, Task, WindowTask, make_plan
@@ -46,7 +47,23 @@ def prepare(dataset: Dataset, config: RunConfig) -> tuple[Plan, ResultStore, lis
     check_methods(config.methods, config.device, dataset.features)
     store = ResultStore(config.output)
     records = store.load()
+    check_same_data(dataset, records, store)
     return make_plan(dataset, config, {r.key for r in records if r.ok}), store, records
+
+
+def check_same_data(dataset: Dataset, records: list[Record], store: ResultStore) -> None:
+    """Refuse to add to a directory whose records of this dataset came from another generator version:
+    a report would mix seeds of two different datasets."""
+    others = sorted({r.dataset_version for r in records if r.dataset == dataset.name} - {dataset.version})
+    if others:
+        def name(version: str) -> str:
+            return f"version {version!r}" if version else "no version (a file, or the synthetic generator before 3)"
+
+        raise ConfigError(
+            f"{store.path} holds {dataset.name!r} results of data with {', '.join(name(v) for v in others)}; "
+            f"this run's data has {name(dataset.version)}: write to a new --output (results of different "
+            f"data must not be mixed)"
+        )
 
 
 def run_benchmark(
@@ -68,7 +85,7 @@ def run_benchmark(
     costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"))
     del records
     _warn_overlong(plan, costs, executor.max_time)
-    context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes())
+    context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version)
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows})

@@ -43,6 +43,7 @@ class Record:
     seed: int
     config_hash: str
     # the task
+    dataset_version: str = ""  # Dataset.version: the generator's version ("" for files)
     profile: str = ""
     variant: str = ""  # the name of a profile that changes the method itself ("" for the published method)
     family: str = ""

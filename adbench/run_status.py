@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 STATUS_FILE = "run-status.json"
-STATES = ("complete", "time-boxed", "interrupted")
+STATES = ("complete", "time-boxed", "interrupted", "superseded")
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,14 @@ class RunStatus:
     Attributes:
         state: ``complete`` (every planned task has a record, failed ones included), ``time-boxed``
             (``--max-time`` left ``left`` of ``total`` window tasks unstarted) or ``interrupted``
-            (Ctrl-C; how many tasks are left is not known).
-        command: the command line, to rerun as it is to continue.
+            (Ctrl-C; how many tasks are left is not known); ``superseded``: a scan that will not be
+            continued (its data or methods changed since), ``reason`` says why.
+        command: the command line, to rerun as it is to continue (for ``superseded``: the one that
+            made the records).
         total: window tasks of the whole scan (None when interrupted).
         left: window tasks not run yet (None when interrupted).
         ended: UTC time of the end, ISO 8601.
+        reason: why a ``superseded`` scan is not continued, and what replaces it.
     """
 
     state: str
@@ -33,12 +36,17 @@ class RunStatus:
     total: int | None = None
     left: int | None = None
     ended: str = ""
+    reason: str = ""
 
     def incomplete_note(self) -> str | None:
         """One sentence for the report when the scan is unfinished, else None."""
         if self.state == "complete":
             return None
         when = self.ended[:10]
+        if self.state == "superseded":
+            left = f" with {self.left} of its {self.total} planned tasks never run" if self.left else ""
+            return (f"Superseded scan, not to be continued (marked on {when}){left}: {self.reason} "
+                    f"The records were made by `{self.command}`.")
         if self.state == "time-boxed":
             what = f"stopped by `--max-time` on {when} with {self.left} of {self.total} planned tasks not run yet"
         else:
@@ -48,7 +56,7 @@ class RunStatus:
 
 
 def write_status(directory: Path, state: str, command: str, total: int | None = None,
-                 left: int | None = None) -> Path | None:
+                 left: int | None = None, reason: str = "") -> Path | None:
     """Write ``directory/run-status.json`` (replacing the last run's), only where the run directory
     exists (a run that finished nothing leaves nothing behind). Returns its path or None."""
     if state not in STATES:
@@ -56,7 +64,9 @@ def write_status(directory: Path, state: str, command: str, total: int | None = 
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    status = RunStatus(state, command, total, left, datetime.now(UTC).isoformat(timespec="seconds"))
+    if (state == "superseded") != bool(reason):
+        raise ValueError("a superseded run needs a reason, and only a superseded run has one")
+    status = RunStatus(state, command, total, left, datetime.now(UTC).isoformat(timespec="seconds"), reason)
     path = directory / STATUS_FILE
     partial = path.with_suffix(".json.partial")
     partial.write_text(json.dumps(asdict(status), indent=1) + "\n")
@@ -70,7 +80,8 @@ def read_status(directory: Path) -> RunStatus | None:
     path = Path(directory) / STATUS_FILE
     try:
         raw = json.loads(path.read_text())
-        status = RunStatus(raw["state"], raw["command"], raw.get("total"), raw.get("left"), str(raw.get("ended") or ""))
+        status = RunStatus(raw["state"], raw["command"], raw.get("total"), raw.get("left"), str(raw.get("ended") or ""),
+                           str(raw.get("reason") or ""))
     except (OSError, ValueError, TypeError, KeyError):
         return None
     if status.state not in STATES or not isinstance(status.command, str):

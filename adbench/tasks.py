@@ -88,12 +88,14 @@ class TaskContext:
 
     Attributes:
         sizes: ``Dataset.sizes()`` seen by the client; a worker that loads different data refuses.
+        dataset_version: ``Dataset.version`` seen by the client (the same check).
     """
 
     config: RunConfig
     dataset_name: str
     features: tuple[str, ...]
     sizes: dict[str, Any] = field(default_factory=dict)
+    dataset_version: str = ""
 
 
 _lock = threading.Lock()
@@ -112,6 +114,11 @@ def resolve_dataset(source: Dataset | DatasetRef, context: TaskContext) -> Datas
                 raise DataError(
                     f"a worker loaded dataset {dataset.name!r} with sizes {dataset.sizes()}, the client "
                     f"{context.sizes}: do the workers see the same files?"
+                )
+            if dataset.version != context.dataset_version:
+                raise DataError(
+                    f"a worker generated dataset {dataset.name!r} with version {dataset.version!r}, the client "
+                    f"{context.dataset_version!r}: do the workers run the same adbench?"
                 )
             _datasets.clear()  # one dataset per process
             _datasets[source] = dataset
@@ -217,7 +224,8 @@ def record_fields(task: WindowTask, context: TaskContext, env: dict[str, Any]) -
     """The fields every record of ``task`` carries, failed or not."""
     config, spec = context.config, task.spec
     return dict(
-        dataset=context.dataset_name, method=spec.name, n_sig=task.n_sig, seed=task.seed,
+        dataset=context.dataset_name, dataset_version=context.dataset_version, method=spec.name,
+        n_sig=task.n_sig, seed=task.seed,
         config_hash=task.config_hash, profile=spec.preset.profile, variant=spec.preset.variant,
         family=spec.cls.family, per_window=spec.cls.per_window, features=list(context.features),
         classifier=asdict(config.classifier_for(spec)), template_size=config.template_size,

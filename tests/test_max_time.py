@@ -308,3 +308,16 @@ def test_guesses_use_a_profiles_measured_row_or_scale_fast_by_epochs():
     assert _reference_seconds(cpu) == (CPU_SECONDS[("sigma-context", "cpu")], 1.0)
     paper_row, paper_ratio = _reference_seconds(MethodSpec.parse("sigma-context", "paper"))
     assert paper_row == CPU_SECONDS[("sigma-context", "fast")] and paper_ratio == 2000 / 16
+
+
+def test_a_superseded_scan_says_why_and_is_not_offered_for_continuing(tmp_path):
+    from adbench.run_status import read_status, write_status
+
+    with pytest.raises(ValueError, match="needs a reason"):
+        write_status(tmp_path, "superseded", "make reference-reports")
+    with pytest.raises(ValueError, match="only a superseded run"):
+        write_status(tmp_path, "time-boxed", "make reference-reports", 10, 2, reason="why")
+    write_status(tmp_path, "superseded", "make reference-reports", 110, 39, reason="The generator changed.")
+    note = read_status(tmp_path).incomplete_note()
+    assert "Superseded scan, not to be continued" in note and "39 of its 110" in note
+    assert "The generator changed." in note and "continues it" not in note
