@@ -139,7 +139,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, features: str | 
     dataset = LOADERS[card.loader](card, data_dir)
     holdout = HoldOut(card.holdout, card.holdout_fraction)
     dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr), dataset.version)
-    return dataset.with_features(FEATURE_SETS[feature_set])
+    dataset = dataset.with_features(FEATURE_SETS[feature_set])
+    for feature, value, fraction in dataset.events.point_masses():
+        log.warning("%s: %.2f%% of the events have %s = %g exactly, a point mass that generative templates "
+                    "reproduce only in part and the data-versus-template classifier then finds "
+                    "(tests/benchmarks/point_mass.py)", card.name, 100 * fraction, feature, value)
+    return dataset
 
 
 @loader("synthetic")

@@ -89,6 +89,18 @@ class Events:
         columns = [self.features.index(name) for name in names]
         return Events(self.m, self.x[:, columns], self.label, tuple(names))
 
+    def point_masses(self, limit: float = 1e-3) -> list[tuple[str, float, float]]:
+        """(feature, value, fraction) of every value that more than ``limit`` of the events share
+        exactly. Jet observables are continuous (real LHCO: no value in more than 2e-4 of events), so
+        such a value is a default, a clip or a cut."""
+        found = []
+        for name, column in zip(self.features, self.x.T, strict=True):
+            values, counts = np.unique(column, return_counts=True)
+            top = int(counts.argmax()) if len(counts) else 0
+            if len(counts) and counts[top] > limit * len(self):
+                found.append((name, float(values[top]), float(counts[top] / len(self))))
+        return found
+
     @staticmethod
     def concatenate(parts: Sequence[Events]) -> Events:
         parts = [part for part in parts if part is not None]

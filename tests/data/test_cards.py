@@ -1,5 +1,6 @@
 """Dataset cards: the loader registry, hold-out settings and extra samples with their mass coverage."""
 
+import re
 import shutil
 
 import numpy as np
@@ -70,3 +71,21 @@ def test_unknown_loader_is_named(card_dir):
     (card_dir / "presets" / "datasets" / "odd.toml").write_text('loader = "parquet"\n')
     with pytest.raises(ConfigError, match="unknown loader 'parquet'"):
         load_dataset("odd")
+
+
+def test_a_point_mass_in_a_feature_is_named_when_the_data_are_loaded(tmp_path, caplog):
+    """Continuous jet observables with 2% of the events at one value (tau21 = 0: tau2 set to 0, as a
+    default for a missing subjet would): the loader names the feature, value and share."""
+    rng = np.random.default_rng(0)
+    columns = lhco_columns(20_000, rng)
+    write_lhco_file(tmp_path / "clean.h5", columns)
+    columns[rng.random(len(columns)) < 0.02, 5] = 0.0  # jet 1's tau2
+    write_lhco_file(tmp_path / "spiked.h5", columns)
+    with caplog.at_level("WARNING", logger="adbench.data.cards"):
+        load_dataset(str(tmp_path / "clean.h5"))
+        assert "tau21_j1" not in caplog.text  # (the toy's delta_R is pi exactly where d_eta was clipped)
+        load_dataset(str(tmp_path / "spiked.h5"))
+    print(caplog.text)
+    # the jets are ordered by mass, so the 2% split between the two jets' tau21
+    for jet in ("j1", "j2"):
+        assert re.search(rf"spiked.h5: 1\.\d\d% of the events have tau21_{jet} = 0 exactly, a point mass", caplog.text)
