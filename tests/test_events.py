@@ -40,3 +40,13 @@ def test_concatenate_checks_features():
     with pytest.raises(DataError, match="feature sets differ"):
         Events.concatenate([a, a.with_features(["f0", "f1"])])
     assert len(Events.concatenate([a, a])) == 20
+
+
+def test_point_masses_are_shared_values_not_ties_of_a_small_sample():
+    rng = np.random.default_rng(0)
+    small = Events(rng.uniform(3, 4, 800), rng.random((800, 2)), np.zeros(800), ("a", "b"))
+    assert small.point_masses() == []
+    x = rng.random((50_000, 2))
+    x[:100, 1] = 0.25
+    (found,) = Events(rng.uniform(3, 4, 50_000), x, np.zeros(50_000), ("a", "b")).point_masses()
+    assert found == ("b", 0.25, 0.002)

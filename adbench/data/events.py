@@ -9,6 +9,8 @@ import numpy as np
 
 from adbench.errors import DataError
 
+MIN_POINT_MASS_EVENTS = 10  # fewer repeats are ties of finite precision, whatever the sample size
+
 
 @dataclass(frozen=True)
 class Events:
@@ -90,14 +92,14 @@ class Events:
         return Events(self.m, self.x[:, columns], self.label, tuple(names))
 
     def point_masses(self, limit: float = 1e-3) -> list[tuple[str, float, float]]:
-        """(feature, value, fraction) of every value that more than ``limit`` of the events share
-        exactly. Jet observables are continuous (real LHCO: no value in more than 2e-4 of events), so
-        such a value is a default, a clip or a cut."""
+        """(feature, value, fraction) of every value that more than ``limit`` of the events (and at
+        least ``MIN_POINT_MASS_EVENTS``) share exactly. Jet observables are continuous (real LHCO: no
+        value in more than 2e-4 of events), so such a value is a default, a clip or a cut."""
         found = []
         for name, column in zip(self.features, self.x.T, strict=True):
             values, counts = np.unique(column, return_counts=True)
             top = int(counts.argmax()) if len(counts) else 0
-            if len(counts) and counts[top] > limit * len(self):
+            if len(counts) and counts[top] > max(limit * len(self), MIN_POINT_MASS_EVENTS - 1):
                 found.append((name, float(values[top]), float(counts[top] / len(self))))
         return found
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.data.features import ALL_FEATURES
+from adbench.errors import DataError
 
 if TYPE_CHECKING:
     from adbench.data.dataset import Dataset
@@ -39,6 +40,7 @@ JET_MASS_FLOOR = float(np.log(0.01))  # the latent of a jet mass (mj1, delta_mj)
 # delta_mj = 0 exactly, a point mass real events lack and generative templates reproduce only in part
 # (tests/benchmarks/point_mass.py measures what it did to the classifier).
 GENERATOR_VERSION = "3"
+MAX_REDRAWS = 1000  # the shipped calibration accepts >= 96% of draws at every mass
 DEFAULT_KNOTS_TEV = (3.0, 4.2)
 
 
@@ -49,9 +51,17 @@ def spline_basis(m: np.ndarray, knots_tev) -> np.ndarray:
     return np.column_stack([np.ones_like(L), L, *hinges])
 
 
-def to_latent(x: np.ndarray) -> np.ndarray:
-    """(n, 5) features -> (n, 5) unbounded variables z."""
-    z = np.empty_like(x, dtype=np.float64)
+def to_latent(x: np.ndarray, clip: bool = True) -> np.ndarray:
+    """(n, 5) features -> (n, 5) unbounded variables z.
+
+    ``clip`` keeps real events' extremes (tau21 near 0 or 1.5, delta_R near 1.5) finite for the
+    calibration fit; False is the exact inverse of ``from_latent`` on the generator's support (the
+    generator draws a few events per 10k beyond the tau21 clips)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not clip:
+        u = x[:, 2:4] / TAU_MAX
+        return np.column_stack([np.log(x[:, :2] + 0.01), np.log(u) - np.log1p(-u), np.log(x[:, 4] - 1.5)])
+    z = np.empty_like(x)
     z[:, 0] = np.log(np.clip(x[:, 0], 0, None) + 0.01)
     z[:, 1] = np.log(np.clip(x[:, 1], 0, None) + 0.01)
     for i in (2, 3):
@@ -71,15 +81,18 @@ def redraw_outside_support(draw, n: int, latent_columns: slice = slice(None)) ->
     ``latent_columns``) lie outside the support are drawn again until none is left. Returns (n, k)."""
     out = draw(np.arange(n))
     outside = np.flatnonzero(~inside_support(out[:, latent_columns]))
-    while len(outside):
+    for _ in range(MAX_REDRAWS):
+        if not len(outside):
+            return out
         out[outside] = draw(outside)
         outside = outside[~inside_support(out[outside][:, latent_columns])]
-    return out
+    raise DataError(f"the generator drew {len(outside)} events outside the jet masses' support "
+                    f"{MAX_REDRAWS} times in a row (rows {outside[:5].tolist()}...): bad masses or calibration?")
 
 
 def latent_log_jacobian(x: np.ndarray) -> np.ndarray:
-    """(n, 5) features -> (n,) log |det dz/dx| of ``to_latent`` (each z depends on its own feature),
-    for features inside the generator's support (the clips of ``to_latent`` are never reached there)."""
+    """(n, 5) features -> (n,) log |det dz/dx| of ``to_latent(x, clip=False)`` (each z depends on its
+    own feature), for features inside the generator's support."""
     x = np.asarray(x, dtype=np.float64)
     u = x[:, 2:4] / TAU_MAX
     return (-np.log(x[:, 0] + 0.01) - np.log(x[:, 1] + 0.01)
@@ -175,6 +188,8 @@ class SmoothMixture:
         from scipy.stats import multivariate_normal
 
         m = np.asarray(m, dtype=np.float64)
+        if not len(m):
+            return np.empty(0)
         grid = np.exp(np.linspace(np.log(m.min()), np.log(m.max()) + 1e-12, grid_points))
         b, weights = self.basis(grid), self._weights()
         inside = np.zeros(len(grid))
@@ -188,7 +203,7 @@ class SmoothMixture:
     def log_prob(self, m: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The exact background density: (n,) masses, (n, 5) features -> (n,) log p(x | m) per unit
         of the physical features."""
-        return self.latent_log_prob(m, to_latent(x)) + latent_log_jacobian(x)
+        return self.latent_log_prob(m, to_latent(x, clip=False)) + latent_log_jacobian(x)
 
     def sample(self, m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(n,) masses -> (n, 5) features, drawn from the mixture truncated to positive jet masses."""
@@ -382,4 +397,15 @@ def synthetic_dataset(
     events = make_synthetic(n_background, n_signal, seed, model)
     extra = model.sample_background(n_reference, np.random.default_rng([seed, 7]))
     held = HeldOutSample.of(extra, "generator", (float(M_GRID[0]), float(M_GRID[-1])))
-    return Dataset(name, events, (held,), HoldOut("none"), version=f"synthetic/{GENERATOR_VERSION}")
+    return Dataset(name, events, (held,), HoldOut("none"), version=generator_version(calibration))
+
+
+def generator_version(calibration: Path | None = None) -> str:
+    """``synthetic/<GENERATOR_VERSION>``, plus a hash of the calibration file's content when it is not
+    the shipped one (a recalibrated generator makes other data)."""
+    version = f"synthetic/{GENERATOR_VERSION}"
+    if calibration is None or Path(calibration).resolve() == CALIBRATION_FILE.resolve():
+        return version
+    import hashlib
+
+    return f"{version}+{hashlib.sha256(Path(calibration).read_bytes()).hexdigest()[:10]}"

@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 
 from adbench.data.lhco import load_lhco_events
 from adbench.data.synthetic import (
     GENERATOR_VERSION,
+    from_latent,
     inside_support,
     latent_log_jacobian,
     load_calibration,
@@ -60,7 +62,7 @@ def test_the_exact_background_density_is_normalised_and_matches_its_samples():
     rng = np.random.default_rng(data_seed(4))
     m = np.full(60_000, 3.5)
     x = model.sample(m, rng).astype(np.float64)
-    z = to_latent(x)
+    z = to_latent(x, clip=False)
     q = multivariate_normal(z.mean(axis=0), 0.5 * np.cov(z.T))
     ratio = np.exp(q.logpdf(z) - model.latent_log_prob(m, z))
     support = inside_support(q.rvs(200_000, random_state=rng)).mean()
@@ -68,13 +70,27 @@ def test_the_exact_background_density_is_normalised_and_matches_its_samples():
     print(f"E_p[q/p] = {ratio.mean():.4f} +- {error:.4f}, Q(support) = {support:.4f}: "
           f"{abs(ratio.mean() - support) / error:.1f} errors apart (limit 4)")
     assert abs(ratio.mean() - support) < 4 * error
-    # the density in physical units: latent density times |dz/dx|, the latter by finite differences
-    h, sample = 1e-6, x[:500]
+    # the density in physical units: latent density times |dz/dx|, the latter by finite differences,
+    # over every event (the tails beyond the calibration's tau21 clips included)
+    h = 1e-7
     step = h * np.eye(5)
-    numeric = sum(np.log(np.abs(to_latent(sample + step[j])[:, j] - to_latent(sample - step[j])[:, j]) / (2 * h))
-                  for j in range(5))
-    assert np.allclose(latent_log_jacobian(sample), numeric, atol=1e-4)
-    assert np.allclose(model.log_prob(m[:500], sample), model.latent_log_prob(m[:500], z[:500]) + numeric, atol=1e-4)
+    numeric = sum(np.log(np.abs(to_latent(x + step[j], clip=False)[:, j] - to_latent(x - step[j], clip=False)[:, j])
+                         / (2 * h)) for j in range(5))
+    assert np.allclose(latent_log_jacobian(x), numeric, atol=1e-3)
+    assert np.allclose(model.log_prob(m, x), model.latent_log_prob(m, z) + latent_log_jacobian(x))
+    assert np.allclose(from_latent(z), x, rtol=1e-5, atol=1e-6)  # the exact inverse, tails included
+
+
+def test_a_recalibrated_generator_is_another_version_and_bad_masses_are_refused(tmp_path):
+    from adbench.data.synthetic import CALIBRATION_FILE, generator_version
+    from adbench.errors import DataError
+
+    assert generator_version() == generator_version(CALIBRATION_FILE) == f"synthetic/{GENERATOR_VERSION}"
+    custom = tmp_path / "calib.json"
+    custom.write_text(CALIBRATION_FILE.read_text().replace("1.3097263460678685", "1.31"))
+    assert generator_version(custom).startswith(f"synthetic/{GENERATOR_VERSION}+")
+    with pytest.raises(DataError, match="outside the jet masses' support"):
+        load_calibration().background.sample(np.array([3.5, np.nan]), np.random.default_rng(0))
 
 
 @requires_lhco_100k
