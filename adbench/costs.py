@@ -33,7 +33,7 @@ from adbench.runconfig import MethodSpec, RunConfig
 #: flow-matching rows in reports/ablation-sigma-cpu (N_sig 1000); cathode, curtains4f4 and ranode in
 #: reports/curtains-ranode-cpu (0.3 x LHCO size, scaled up); vcr's fast training in
 #: tests/benchmarks/bench_sigma.py (one thread); radot, idealized and supervised in the first
-#: reports/synthetic-cpu. Derived, not measured: vcr at ``cpu`` (the shared fit's epochs on the 88% of
+#: reports/synthetic-v2-cpu. Derived, not measured: vcr at ``cpu`` (the shared fit's epochs on the 88% of
 #: the events outside the SR) and anode (two CATHODE flows).
 CPU_SECONDS: dict[tuple[str, str], tuple[float, float, float]] = {
     ("vdata", "fast"): (181.0, 0.0, 31.3), ("sigma-linear", "fast"): (181.0, 0.0, 53.6),
