@@ -90,6 +90,19 @@ def redraw_outside_support(draw, n: int, latent_columns: slice = slice(None)) ->
                     f"{MAX_REDRAWS} times in a row (rows {outside[:5].tolist()}...): bad masses or calibration?")
 
 
+def draw_mixture(rng: np.random.Generator, weights, covariances, mean, rows: np.ndarray) -> np.ndarray:
+    """Gaussian-mixture draws for ``rows``: a component k per row from ``weights`` (normalised), then
+    ``mean(k, rows_of_k)`` + N(0, covariances[k]). Returns (len(rows), d)."""
+    weights = np.asarray(weights) / np.sum(weights)
+    component = rng.choice(len(weights), size=len(rows), p=weights)
+    out = np.empty((len(rows), len(covariances[0])))
+    for k in range(len(weights)):
+        pick = component == k
+        chol = np.linalg.cholesky(np.asarray(covariances[k]))
+        out[pick] = mean(k, rows[pick]) + rng.standard_normal((pick.sum(), out.shape[1])) @ chol.T
+    return out
+
+
 def latent_log_jacobian(x: np.ndarray) -> np.ndarray:
     """(n, 5) features -> (n,) log |det dz/dx| of ``to_latent(x, clip=False)`` (each z depends on its
     own feature), for features inside the generator's support."""
@@ -207,17 +220,10 @@ class SmoothMixture:
 
     def sample(self, m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(n,) masses -> (n, 5) features, drawn from the mixture truncated to positive jet masses."""
-        weights, b = self._weights(), self.basis(m)
-        chol = [np.linalg.cholesky(np.asarray(c)) for c in self.covariances]
+        b, coefficients = self.basis(m), [np.asarray(c) for c in self.coefficients]
 
         def draw(rows: np.ndarray) -> np.ndarray:
-            component = rng.choice(len(weights), size=len(rows), p=weights)
-            z = np.empty((len(rows), 5))
-            for k in range(len(weights)):
-                pick = component == k
-                z[pick] = (b[rows[pick]] @ np.asarray(self.coefficients[k])
-                           + rng.standard_normal((pick.sum(), 5)) @ chol[k].T)
-            return z
+            return draw_mixture(rng, self.weights, self.covariances, lambda k, at: b[at] @ coefficients[k], rows)
 
         return from_latent(redraw_outside_support(draw, len(b)))
 
@@ -241,16 +247,8 @@ class MixtureModel:
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """n events -> masses (n,) and features (n, 5); masses kept inside the generator's range."""
-        weights = np.asarray(self.weights) / np.sum(self.weights)
-        chol = [np.linalg.cholesky(np.asarray(c)) for c in self.covariances]
-
         def draw(rows: np.ndarray) -> np.ndarray:
-            component = rng.choice(len(weights), size=len(rows), p=weights)
-            out = np.empty((len(rows), 6))
-            for k in range(len(weights)):
-                pick = component == k
-                out[pick] = np.asarray(self.means[k]) + rng.standard_normal((pick.sum(), 6)) @ chol[k].T
-            return out
+            return draw_mixture(rng, self.weights, self.covariances, lambda k, at: np.asarray(self.means[k]), rows)
 
         out = redraw_outside_support(draw, n, slice(1, None))
         return np.clip(out[:, 0], M_GRID[0], M_GRID[-1]), from_latent(out[:, 1:])
