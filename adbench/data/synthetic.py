@@ -133,8 +133,9 @@ class SmoothMixture:
 
     The knots (3.0 and 4.2 TeV) let the drift bend below the SR sidebands, where the trigger turn-on
     shapes the jets, and in the high-mass tail; without them the jet masses drift too fast across
-    the SR (the two-sample AUC of 3.1-3.3 against 3.7-3.9 TeV events: 0.731 with a straight line in
-    L, 0.723 with the knots, 0.713 on the real events at the same size).
+    the SR (the two-sample AUC of 3.1-3.3 against 3.7-3.9 TeV events, measured when the knots were
+    chosen, on generator version 2: 0.731 with a straight line in L, 0.723 with the knots, 0.713 on
+    the real events at the same size; version 3 with the knots: 0.725, README "synthetic").
     """
 
     weights: list[float]  # (k,)

@@ -12,7 +12,8 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
     .venv/bin/python tests/benchmarks/ranode_background.py --n-sig 0,1000,3000 --seeds 0,1,2 \\
         --output reports/ranode-background-cpu.json
 
-``--background-epochs`` trains the ``flow`` background longer than the profile does.
+``--background-epochs`` trains the ``flow`` background longer than the profile does, and
+``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF.
 
 Prints one JSON line per fit: the true SR signal fraction, the fitted w (trained parameter) and the
 held-out maximum-likelihood w with its Fisher error, max SIC and the test AUC of the score.
@@ -39,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backgrounds", default=",".join(BACKGROUNDS))
     parser.add_argument("--background-epochs", type=int, default=None,
                         help="train the background flow this many epochs instead of the profile's")
+    parser.add_argument("--background-kind", choices=("maf", "nsf"), default=None,
+                        help="the background flow's transforms instead of the profile's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
@@ -101,6 +104,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = load_preset("ranode", args.profile).params
     if args.background_epochs is not None:
         settings = {**settings, "train": {**settings["train"], "epochs": args.background_epochs}}
+    if args.background_kind is not None:
+        settings = {**settings, "flow": {**settings["flow"], "kind": args.background_kind}}
     rows = []
     for n_sig in (int(v) for v in args.n_sig.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 info = method.info()
                 row = {"n_sig": n_sig, "seed": seed, "background": background, "profile": args.profile,
                        "background_epochs": settings["train"]["epochs"],
+                       "background_kind": settings["flow"].get("kind", "maf"),
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "test_auc": round(roc_auc(test.label, score), 4),

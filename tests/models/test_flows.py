@@ -258,3 +258,36 @@ def test_nflows_backend_trains_samples_and_round_trips(tmp_path):
     assert np.corrcoef(m[:500], sample[:, 0])[0, 1] > 0.3
     loaded = ConditionalFlow.load(flow.save(tmp_path / "nflows"))
     np.testing.assert_allclose(loaded.log_prob(x[:100], m[:100]), flow.log_prob(x[:100], m[:100]), atol=1e-6)
+
+
+def test_spline_flow_is_a_normalised_density_that_follows_the_mass():
+    """``kind = "nsf"``: zuko's rational-quadratic spline flow behind the same interface."""
+    x, m = gaussian_1d(8000)
+    flow = ConditionalFlow(FlowConfig(kind="nsf", bins=6, **TINY), TrainConfig(**TINY_TRAIN), seed=0).fit(x, m)
+    assert flow.info()["kind"] == "nsf"
+    grid = np.linspace(x.min(), x.max(), 4001).astype(np.float32)[:, None]
+    density = np.exp(flow.log_prob(grid, np.full(len(grid), 2.0)))
+    total = density.sum() * (grid[1, 0] - grid[0, 0])
+    print(f"spline flow: integral {total:.4f} (limit 1 +- 0.02)")
+    assert total == pytest.approx(1.0, abs=0.02)
+    masses = np.repeat([1.5, 2.5], 2000)
+    sample = flow.sample(masses)
+    assert sample.shape == (4000, 1) and np.isfinite(sample).all()
+    assert sample[masses == 2.5].mean() > sample[masses == 1.5].mean() + 0.5
+
+
+@pytest.mark.parametrize("given, word", [
+    (dict(kind="realnvp"), "kind"),
+    (dict(kind="nsf", backend="nflows"), "zuko"),
+    (dict(kind="nsf", bins=1), "bins"),
+])
+def test_flow_kind_is_checked(given, word):
+    with pytest.raises(ConfigError, match=word):
+        FlowConfig(**given)
+
+
+def test_the_default_kind_leaves_stored_task_hashes_alone():
+    from adbench.settings import hashed_settings
+
+    assert "kind" not in hashed_settings(FlowConfig()) and "bins" not in hashed_settings(FlowConfig())
+    assert hashed_settings(FlowConfig(kind="nsf"))["kind"] == "nsf"
