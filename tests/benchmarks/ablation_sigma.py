@@ -85,6 +85,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
                     "in the paper)"),
     "cpu-qtrend": ("cpu", {"mass_trend": ["delta_R"], "mass_trend_kind": "quantile"},
                    "the cpu profile with delta_R's conditional quantiles, as fast-qtrend"),
+    "fast-ema": ("fast", {"train": {"ema_decay": 0.999}},
+                 "the fast profile with an exponential moving average of the weights (decay 0.999 per step; "
+                 "not in the paper), the same training cost"),
     "fast": ("fast", {}, "the fast profile as shipped"),
     "cpu": ("cpu", {}, "the cpu profile as shipped (the committed rows were measured at its first 40 epochs, "
                        "keep_spacing 4; it now ships cpu-e80's 80)"),
