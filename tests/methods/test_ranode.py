@@ -172,6 +172,19 @@ def test_registered_with_presets():
         "adamw", 3e-4, 256, 300)
     assert signal.train.keep_best == 10 and signal.train.weight_decay == 0.01 and paper.w_step_scale == 1.0
     assert Ranode().config == paper  # the defaults are the paper profile
+    fast, cpu = (Ranode(settings=load_preset("ranode", name).params).config for name in ("fast", "cpu"))
+    assert (cpu.flow.kind, cpu.flow.transforms, cpu.flow.hidden) == ("nsf", fast.flow.transforms, fast.flow.hidden)
+    assert cpu.train.epochs == 4 * fast.train.epochs and cpu.signal == fast.signal
+    assert load_preset("ranode", "cpu").variant == "ranode+nsf"  # not the authors' background: named
+
+
+def test_a_spline_background_flow_fits_and_scores(small_split):
+    torch.set_num_threads(1)
+    settings = {**TINY, "flow": {**TINY["flow"], "kind": "nsf", "bins": 4}}
+    method = Ranode(seed=0, settings=settings).fit(small_split.data, WINDOW)
+    assert method.info()["background_flow"]["kind"] == "nsf"
+    score = method.score(small_split.test_in(WINDOW), WINDOW)
+    assert np.isfinite(score).all()
 
 
 @pytest.mark.parametrize(("settings", "key"), [
