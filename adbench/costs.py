@@ -34,8 +34,9 @@ from adbench.runconfig import MethodSpec, RunConfig
 #: reports/curtains-ranode-cpu (0.3 x LHCO size, scaled up); vcr's fast training in
 #: tests/benchmarks/bench_sigma.py (one thread); radot, idealized and supervised in the first
 #: reports/synthetic-v2-cpu. Derived, not measured: vcr at ``cpu`` (the shared fit's epochs on the 88% of
-#: the events outside the SR) and anode (two CATHODE flows). ranode at ``cpu``: its background fit's
-#: one-thread time in tests/benchmarks/ranode_background.py (other jobs sharing the 2 cores).
+#: the events outside the SR) and anode (two CATHODE flows). ranode at ``cpu``: the whole fit
+#: (background flow, signal flow, held-out w) on one thread in tests/benchmarks/ranode_background.py,
+#: other jobs sharing the 2 cores: an upper bound.
 CPU_SECONDS: dict[tuple[str, str], tuple[float, float, float]] = {
     ("vdata", "fast"): (181.0, 0.0, 31.3), ("sigma-linear", "fast"): (181.0, 0.0, 53.6),
     ("sigma-context", "fast"): (181.0, 0.0, 24.9), ("vcr", "fast"): (0.0, 279.0, 33.0),

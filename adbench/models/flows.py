@@ -35,6 +35,8 @@ from adbench.settings import ADDED_LATER
 
 BACKENDS = ("zuko", "nflows")
 KINDS = ("maf", "nsf")
+#: Spline bins when none are given. Never change it: it is left out of the task hash at this value.
+DEFAULT_BINS = 8
 CHECKPOINT_KIND = "flow"
 
 
@@ -43,9 +45,9 @@ class FlowConfig:
     """The flow architecture.
 
     Attributes:
-        backend: ``zuko`` (zuko.flows.MAF) or ``nflows`` (MADE blocks with batch norm and reverse
-            permutations, CATHODE's architecture).
-        transforms: number of MADE blocks (autoregressive transforms).
+        backend: ``zuko`` (zuko.flows.MAF or NSF, by ``kind``) or ``nflows`` (MADE blocks with batch
+            norm and reverse permutations, CATHODE's architecture).
+        transforms: number of autoregressive transforms (MADE blocks).
         hidden: hidden units of each MADE layer.
         hidden_layers: hidden layers per MADE (2 = input -> hidden -> hidden -> output, as in
             CATHODE's MADE).
@@ -63,7 +65,7 @@ class FlowConfig:
     hidden_layers: int = 2
     batch_norm: bool = True
     kind: str = field(default="maf", metadata=ADDED_LATER)
-    bins: int = field(default=8, metadata=ADDED_LATER)
+    bins: int = field(default=DEFAULT_BINS, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -74,6 +76,9 @@ class FlowConfig:
             raise ConfigError(f"flow kind 'nsf' needs backend = \"zuko\" (got {self.backend!r})")
         if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1 or self.bins < 2:
             raise ConfigError(f"flow sizes must be positive (bins >= 2): {self}")
+        if self.kind == "maf" and self.bins != DEFAULT_BINS:
+            # an affine flow has no bins: a value here would change the task hash, not the model
+            raise ConfigError(f"flow bins = {self.bins} only applies to kind = \"nsf\" (this flow is \"maf\")")
 
 
 @functools.cache  # the answer cannot change within a process; asked before the run and at every fit

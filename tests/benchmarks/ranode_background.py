@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 info = method.info()
                 row = {"n_sig": n_sig, "seed": seed, "background": background, "profile": args.profile,
                        "background_epochs": settings["train"]["epochs"],
-                       "background_kind": settings["flow"].get("kind", "maf"),
+                       "background_kind": settings["flow"].get("kind", "maf") if background == "flow" else "exact",
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "test_auc": round(roc_auc(test.label, score), 4),

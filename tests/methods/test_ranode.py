@@ -179,7 +179,6 @@ def test_registered_with_presets():
 
 
 def test_a_spline_background_flow_fits_and_scores(small_split):
-    torch.set_num_threads(1)
     settings = {**TINY, "flow": {**TINY["flow"], "kind": "nsf", "bins": 4}}
     method = Ranode(seed=0, settings=settings).fit(small_split.data, WINDOW)
     assert method.info()["background_flow"]["kind"] == "nsf"

@@ -145,11 +145,21 @@ def test_max_events_subsamples():
 def test_save_load_round_trip(flow_2d, tmp_path):
     flow_2d.save(tmp_path / "flow")
     assert sorted(p.name for p in (tmp_path / "flow").iterdir()) == ["flow.json", "states.pt"]
-    loaded = ConditionalFlow.load(tmp_path / "flow")
+    assert_same_flow(ConditionalFlow.load(tmp_path / "flow"), flow_2d)
+
+
+def assert_same_flow(loaded: ConditionalFlow, flow: ConditionalFlow) -> None:
     x, m = correlated_2d(300, seed=2)
-    np.testing.assert_allclose(loaded.log_prob(x, m), flow_2d.log_prob(x, m), rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(loaded.sample(m), flow_2d.sample(m))
-    assert loaded.info() == flow_2d.info()
+    np.testing.assert_allclose(loaded.log_prob(x, m), flow.log_prob(x, m), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(loaded.sample(m), flow.sample(m))
+    assert loaded.info() == flow.info() and loaded.config == flow.config
+
+
+def test_spline_flow_save_load_round_trip(tmp_path):
+    x, m = correlated_2d(1000)
+    flow = ConditionalFlow(FlowConfig(kind="nsf", bins=4, **TINY), TrainConfig(epochs=1, keep_best=1), seed=0).fit(x, m)
+    flow.save(tmp_path / "flow")
+    assert_same_flow(ConditionalFlow.load(tmp_path / "flow"), flow)
 
 
 def test_physical_density_adds_the_scaler_jacobian(flow_2d):
@@ -280,6 +290,7 @@ def test_spline_flow_is_a_normalised_density_that_follows_the_mass():
     (dict(kind="realnvp"), "kind"),
     (dict(kind="nsf", backend="nflows"), "zuko"),
     (dict(kind="nsf", bins=1), "bins"),
+    (dict(kind="maf", bins=4), "bins"),
 ])
 def test_flow_kind_is_checked(given, word):
     with pytest.raises(ConfigError, match=word):
