@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -128,8 +129,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     if args.output is not None:
+        command = " ".join(["tests/benchmarks/ranode_background.py", *(argv if argv is not None else sys.argv[1:])])
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"command": "tests/benchmarks/ranode_background.py", "window": str(window),
+        args.output.write_text(json.dumps({"command": command, "window": str(window),
                                            "environment": environment_summary("cpu"), "rows": rows},
                                           indent=1, default=str))
     return rows
