@@ -16,10 +16,17 @@ Per window:
    p_sig(x | m) = p_sig(m, x) / p_sig(m) and p_sig(m) a histogram of masses drawn from the signal flow
    (the paper's score: the mass itself does not discriminate, as for every classifier-based method).
 
+With ``signal_splits`` = K > 1, step 3 is repeated on K train/validation splits of the SR data (each
+with its own initialisation), as the authors' code does (20 splits), and the K signal models are
+ensembled: p_sig is the equal-weight mixture of every split's kept states, w the mean of all their
+kept w. Split 0 is the single fit of K = 1, so one run also gives the unensembled w.
+
 ``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
 estimate) and, as a calibrated estimate, the maximum-likelihood w on the validation events (not used
-to fit p_sig) with p_sig held fixed, with its Fisher error. The harness knows the true SR signal
-fraction (``n_sig_sr / n_sr_data`` of the record) to compare them with.
+to fit p_sig) with p_sig held fixed, with its Fisher error (with K splits: the mean of the splits'
+estimates and of their errors; the validation sets overlap, so the error is not divided by sqrt(K)).
+The harness knows the true SR signal fraction (``n_sig_sr / n_sr_data`` of the record) to compare
+them with.
 """
 
 from __future__ import annotations
@@ -38,9 +45,12 @@ from adbench.methods.registry import register
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
+from adbench.settings import ADDED_LATER
 from adbench.windows import Window
 
 MASS_EPS = 1e-6  # keeps the logit of the SR position finite at the window's edges
+SIGNAL_SEED = 7919  # the signal fit's seed offset from the method's seed
+SPLIT_SEED_STEP = 1009  # between the seeds of consecutive signal splits
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class RanodeSettings(FlowMethodSettings):
         mass_sideband_width: TeV on each side of the SR for the dijet fit of p_bkg(m).
         mass_bins: bins of the histogram of p_sig(m) over the SR.
         mass_samples: signal-flow draws for that histogram.
+        signal_splits: signal fits on different train/validation splits of the SR data, ensembled
+            (the authors' code: 20).
     """
 
     signal: SignalSettings = field(default_factory=SignalSettings)
@@ -77,6 +89,7 @@ class RanodeSettings(FlowMethodSettings):
     mass_sideband_width: float = 0.2
     mass_bins: int = 50
     mass_samples: int = 200_000
+    signal_splits: int = field(default=1, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.w_init < 1.0:
@@ -88,6 +101,8 @@ class RanodeSettings(FlowMethodSettings):
         if self.mass_bins < 1 or self.mass_samples < 10 * self.mass_bins:
             raise ConfigError(f"mass_bins must be >= 1 and mass_samples >= 10 mass_bins, got "
                               f"{self.mass_bins} and {self.mass_samples}")
+        if self.signal_splits < 1:
+            raise ConfigError(f"signal_splits must be >= 1, got {self.signal_splits}")
 
 
 @dataclass
@@ -166,16 +181,28 @@ class Ranode(_FlowMethod):
         self.coordinate_ = MassCoordinate(window.low, window.width).fit(sr.m)
         u, log_bkg = self._coordinates(sr)
         features = u.shape[1]
-        trained = fit_mixture(
-            u, log_bkg, lambda: build_signal_flow(features, config.signal.flow), config.signal.train,
-            w_init=config.w_init, learn_w=config.learn_w, w_step_scale=config.w_step_scale,
-            seed=self.seed + 7919, device=self.device,
-        )
-        self.mixture_, self.states_, self.record_ = trained.module, trained.states, trained.record
+        self.splits_ = [
+            fit_mixture(
+                u, log_bkg, lambda: build_signal_flow(features, config.signal.flow), config.signal.train,
+                w_init=config.w_init, learn_w=config.learn_w, w_step_scale=config.w_step_scale,
+                seed=self._split_seed(split), device=self.device,
+            )
+            for split in range(config.signal_splits)
+        ]
         self._fit_mass_histogram(window)
         self._estimate_w(u, log_bkg)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
+
+    def _split_seed(self, split: int) -> int:
+        return self.seed + SIGNAL_SEED + SPLIT_SEED_STEP * split
+
+    def _signal_log_prob(self, u: np.ndarray) -> np.ndarray:
+        """(n, 1 + d) -> (n,) log p_sig(u): the equal-weight mixture of every split's kept states."""
+        from adbench.models.signal_mixture import signal_log_prob
+
+        per_split = [signal_log_prob(t.module, t.states, u, device=self.device) for t in self.splits_]
+        return np.logaddexp.reduce(per_split, axis=0) - np.log(len(per_split))
 
     def _fit_background(self, events: Events, sidebands: Events, window: Window) -> None:
         """The fixed background model: ``background_flow_`` (p_bkg(x | m), anything with the flow's
@@ -199,7 +226,11 @@ class Ranode(_FlowMethod):
         from adbench.models.signal_mixture import sample_signal
 
         config = self.config
-        draws = sample_signal(self.mixture_, self.states_, config.mass_samples, seed=self.seed, device=self.device)
+        counts = np.bincount(np.arange(config.mass_samples) % len(self.splits_), minlength=len(self.splits_))
+        draws = np.concatenate([
+            sample_signal(t.module, t.states, int(n), seed=self.seed + split, device=self.device)
+            for split, (t, n) in enumerate(zip(self.splits_, counts, strict=True))
+        ])
         masses = self.coordinate_.inverse(draws[:, 0])
         counts, edges = np.histogram(masses, bins=config.mass_bins, range=(window.low, window.high))
         counts = counts + 1.0
@@ -213,26 +244,28 @@ class Ranode(_FlowMethod):
         from adbench.models.training import validation_split
 
         config = self.config
-        self.kept_w_ = state_w(self.states_, config.w_step_scale)
-        _, val_index = validation_split(len(u), config.signal.train, self.seed + 7919)
-        log_sig = signal_log_prob(self.mixture_, self.states_, u[val_index], device=self.device)
-        log_b = log_bkg[val_index]
+        self.split_kept_w_ = [state_w(t.states, config.w_step_scale) for t in self.splits_]
+        self.kept_w_ = [w for kept in self.split_kept_w_ for w in kept]
+        self.split_heldout_w_ = []
+        for split, trained in enumerate(self.splits_):
+            _, val_index = validation_split(len(u), config.signal.train, self._split_seed(split))
+            log_sig = signal_log_prob(trained.module, trained.states, u[val_index], device=self.device)
+            log_b = log_bkg[val_index]
 
-        def nll(w: float) -> float:
-            return -float(np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_b).sum())
+            def nll(w: float, log_sig=log_sig, log_b=log_b) -> float:
+                return -float(np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_b).sum())
 
-        best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
-        self.heldout_w_ = float(best.x)
-        self.heldout_w_error_ = fisher_error(log_sig, log_b, self.heldout_w_)
+            best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
+            self.split_heldout_w_.append((float(best.x), fisher_error(log_sig, log_b, float(best.x))))
+        self.heldout_w_ = float(np.mean([w for w, _ in self.split_heldout_w_]))
+        self.heldout_w_error_ = float(np.mean([error for _, error in self.split_heldout_w_]))
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
-        from adbench.models.signal_mixture import signal_log_prob
-
         m = np.asarray(events.m, dtype=np.float64)
         t = self.coordinate_.transform(m)
         z = self.scaler_.transform(events.x)
-        log_joint = signal_log_prob(self.mixture_, self.states_, np.column_stack([t, z]), device=self.device)
+        log_joint = self._signal_log_prob(np.column_stack([t, z]))
         bins = np.clip(np.searchsorted(self.mass_edges_, m, side="right") - 1, 0, len(self.log_mass_sig_) - 1)
         # p_sig(z | m) = p_sig(t, z) |dt/dm| / p_sig(m)
         log_sig = log_joint + self.coordinate_.log_jacobian(m) - self.log_mass_sig_[bins]
@@ -240,9 +273,15 @@ class Ranode(_FlowMethod):
         return likelihood_ratio(log_sig, log_bkg, "ranode", "signal")
 
     def info(self) -> dict[str, Any]:
-        if not hasattr(self, "states_"):
+        if not hasattr(self, "splits_"):
             return {}
         config = self.config
+        record = self.splits_[0].record
+        splits = {} if len(self.splits_) == 1 else {
+            "fitted_w_splits": [round(float(np.mean(kept)), 6) for kept in self.split_kept_w_],
+            "heldout_w_splits": [[round(w, 6), round(error, 6)] for w, error in self.split_heldout_w_],
+            "best_val_loss_splits": [t.record.best_val_loss for t in self.splits_],
+        }
         return {
             "sideband_events": self.n_sideband_,
             "sr_events": self.n_sr_,
@@ -255,5 +294,7 @@ class Ranode(_FlowMethod):
             "background_mass_fit": [float(p) for p in self.mass_fit_],
             "background_flow": self.background_flow_.info(),
             "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,
-                            **self.record_.summary(), "kept_val_losses": list(self.record_.kept_val_losses)},
+                            **record.summary(), "kept_val_losses": list(record.kept_val_losses)},
+            "signal_splits": len(self.splits_),
+            **splits,
         }

@@ -4,6 +4,7 @@ mass coordinate, and the method through its contract."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -171,7 +172,10 @@ def test_registered_with_presets():
     assert (signal.train.optimizer, signal.train.lr, signal.train.batch_size, signal.train.epochs) == (
         "adamw", 3e-4, 256, 300)
     assert signal.train.keep_best == 10 and signal.train.weight_decay == 0.01 and paper.w_step_scale == 1.0
-    assert Ranode().config == paper  # the defaults are the paper profile
+    assert paper.signal_splits == 20  # the authors' retrainings on 20 train/validation splits
+    gpu = Ranode(settings=load_preset("ranode", "paper-gpu").params).config
+    assert gpu.signal_splits == 20 and gpu.train.batch_size > paper.train.batch_size
+    assert Ranode().config == replace(paper, signal_splits=1)  # else the defaults are the paper profile
     fast, cpu = (Ranode(settings=load_preset("ranode", name).params).config for name in ("fast", "cpu"))
     assert (cpu.flow.kind, cpu.flow.transforms, cpu.flow.hidden) == ("nsf", fast.flow.transforms, fast.flow.hidden)
     assert cpu.train.epochs == 4 * fast.train.epochs and cpu.signal == fast.signal
@@ -192,6 +196,7 @@ def test_a_spline_background_flow_fits_and_scores(small_split):
     ({"w_step_scale": 0}, "w_step_scale"),
     ({"signal": {"flow": {"kind": "glow"}}}, "signal flow kind"),
     ({"mass_samples": 10}, "mass_samples"),
+    ({"signal_splits": 0}, "signal_splits"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
     with pytest.raises(ConfigError, match=key) as error:
@@ -224,6 +229,22 @@ def test_fit_reports_w_and_scores_test_events(small_split, fitted):
     test = small_split.test_in(WINDOW)
     score = fitted.score(test, WINDOW)
     assert score.shape == (len(test),) and np.isfinite(score).all()
+
+
+def test_signal_splits_are_ensembled_and_split_0_is_the_single_fit(small_split, fitted):
+    ensemble = Ranode(seed=0, settings={**TINY, "signal_splits": 3}).fit(small_split.data, WINDOW)
+    info, single = ensemble.info(), fitted.info()
+    assert info["signal_splits"] == 3 and len(info["fitted_w_kept"]) == 3 * 2
+    assert info["fitted_w_splits"][0] == round(single["fitted_w"], 6)
+    assert info["heldout_w_splits"][0][0] == round(single["heldout_w"], 6)
+    assert len(set(info["fitted_w_splits"])) == 3  # different splits and initialisations
+    assert info["fitted_w"] == pytest.approx(np.mean(info["fitted_w_kept"]), abs=1e-6)
+    assert info["heldout_w"] == pytest.approx(np.mean([w for w, _ in info["heldout_w_splits"]]), abs=1e-6)
+    test = small_split.test_in(WINDOW)
+    u = np.column_stack([ensemble.coordinate_.transform(test.m), ensemble.scaler_.transform(test.x)])
+    per_split = [signal_log_prob(t.module, t.states, u) for t in ensemble.splits_]
+    np.testing.assert_allclose(ensemble._signal_log_prob(u), np.log(np.mean(np.exp(per_split), axis=0)), rtol=1e-10)
+    assert np.isfinite(ensemble.score(test, WINDOW)).all()
 
 
 def test_same_seed_same_scores_and_labels_never_read(small_split, fitted):
