@@ -179,6 +179,7 @@ def test_registered_with_presets():
     fast, cpu = (Ranode(settings=load_preset("ranode", name).params).config for name in ("fast", "cpu"))
     assert (cpu.flow.kind, cpu.flow.transforms, cpu.flow.hidden) == ("nsf", fast.flow.transforms, fast.flow.hidden)
     assert cpu.train.epochs == 4 * fast.train.epochs and cpu.signal == fast.signal
+    assert (fast.signal_splits, cpu.signal_splits) == (1, 5)
     assert load_preset("ranode", "cpu").variant == "ranode+nsf"  # not the authors' background: named
 
 
