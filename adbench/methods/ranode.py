@@ -19,7 +19,8 @@ Per window:
 With ``signal_splits`` = K > 1, step 3 is repeated on K train/validation splits of the SR data (each
 with its own initialisation), as the authors' code does (20 splits), and the K signal models are
 ensembled: p_sig is the equal-weight mixture of every split's kept states, w the mean of all their
-kept w. Split 0 is the single fit of K = 1, so one run also gives the unensembled w.
+kept w (each split's mean, then their mean). Split 0 is the single fit of K = 1, so one run also
+gives the unensembled w.
 
 ``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
 estimate) and, as a calibrated estimate, the maximum-likelihood w on the validation events (not used
@@ -101,8 +102,8 @@ class RanodeSettings(FlowMethodSettings):
         if self.mass_bins < 1 or self.mass_samples < 10 * self.mass_bins:
             raise ConfigError(f"mass_bins must be >= 1 and mass_samples >= 10 mass_bins, got "
                               f"{self.mass_bins} and {self.mass_samples}")
-        if self.signal_splits < 1:
-            raise ConfigError(f"signal_splits must be >= 1, got {self.signal_splits}")
+        if not isinstance(self.signal_splits, int) or not 1 <= self.signal_splits <= self.mass_samples:
+            raise ConfigError(f"signal_splits must be an integer from 1 to mass_samples, got {self.signal_splits!r}")
 
 
 @dataclass
@@ -285,7 +286,7 @@ class Ranode(_FlowMethod):
         return {
             "sideband_events": self.n_sideband_,
             "sr_events": self.n_sr_,
-            "fitted_w": float(np.mean(self.kept_w_)),
+            "fitted_w": float(np.mean([np.mean(kept) for kept in self.split_kept_w_])),
             "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
             "heldout_w": self.heldout_w_,
             "heldout_w_error": self.heldout_w_error_,
@@ -295,6 +296,7 @@ class Ranode(_FlowMethod):
             "background_flow": self.background_flow_.info(),
             "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,
                             **record.summary(), "kept_val_losses": list(record.kept_val_losses)},
-            "signal_splits": len(self.splits_),
+            "signal_splits": len(self.splits_),  # signal_flow's record is split 0's
+            "signal_train_seconds": round(sum(t.record.seconds for t in self.splits_), 3),
             **splits,
         }

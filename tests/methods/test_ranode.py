@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("zuko")
@@ -27,6 +28,7 @@ from adbench.models.signal_mixture import (  # noqa: E402
     state_w,
 )
 from adbench.models.training import TrainConfig, validation_split  # noqa: E402
+from adbench.settings import hashed_settings  # noqa: E402
 from adbench.windows import Window  # noqa: E402
 from tests.conftest import data_seed  # noqa: E402
 
@@ -180,6 +182,8 @@ def test_registered_with_presets():
     assert (cpu.flow.kind, cpu.flow.transforms, cpu.flow.hidden) == ("nsf", fast.flow.transforms, fast.flow.hidden)
     assert cpu.train.epochs == 4 * fast.train.epochs and cpu.signal == fast.signal
     assert (fast.signal_splits, cpu.signal_splits) == (1, 5)
+    assert "signal_splits" not in hashed_settings(Ranode().config)  # stored fast results keep their hash
+    assert hashed_settings(cpu)["signal_splits"] == 5
     assert load_preset("ranode", "cpu").variant == "ranode+nsf"  # not the authors' background: named
 
 
@@ -198,6 +202,7 @@ def test_a_spline_background_flow_fits_and_scores(small_split):
     ({"signal": {"flow": {"kind": "glow"}}}, "signal flow kind"),
     ({"mass_samples": 10}, "mass_samples"),
     ({"signal_splits": 0}, "signal_splits"),
+    ({"signal_splits": 2.0}, "signal_splits"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
     with pytest.raises(ConfigError, match=key) as error:
@@ -239,12 +244,17 @@ def test_signal_splits_are_ensembled_and_split_0_is_the_single_fit(small_split, 
     assert info["fitted_w_splits"][0] == round(single["fitted_w"], 6)
     assert info["heldout_w_splits"][0][0] == round(single["heldout_w"], 6)
     assert len(set(info["fitted_w_splits"])) == 3  # different splits and initialisations
-    assert info["fitted_w"] == pytest.approx(np.mean(info["fitted_w_kept"]), abs=1e-6)
+    assert info["fitted_w"] == pytest.approx(np.mean(info["fitted_w_splits"]), abs=1e-6)
+    for state, single_state in zip(ensemble.splits_[0].states, fitted.splits_[0].states, strict=True):
+        assert all(torch.equal(state[key], single_state[key]) for key in single_state)
+    assert ensemble.splits_[0].record.val_losses == fitted.splits_[0].record.val_losses
+    assert "fitted_w_splits" not in single and single["signal_splits"] == 1
+    assert abs(np.sum(np.exp(ensemble.log_mass_sig_) * np.diff(ensemble.mass_edges_)) - 1) < 1e-9
     assert info["heldout_w"] == pytest.approx(np.mean([w for w, _ in info["heldout_w_splits"]]), abs=1e-6)
     test = small_split.test_in(WINDOW)
     u = np.column_stack([ensemble.coordinate_.transform(test.m), ensemble.scaler_.transform(test.x)])
     per_split = [signal_log_prob(t.module, t.states, u) for t in ensemble.splits_]
-    np.testing.assert_allclose(ensemble._signal_log_prob(u), np.log(np.mean(np.exp(per_split), axis=0)), rtol=1e-10)
+    np.testing.assert_allclose(ensemble._signal_log_prob(u), logsumexp(per_split, axis=0) - np.log(3), rtol=1e-10)
     assert np.isfinite(ensemble.score(test, WINDOW)).all()
 
 
