@@ -379,3 +379,52 @@ def test_gpu_tasks_are_refused_by_a_running_cluster_without_gpu_workers(tmp_path
     with pytest.raises(ConfigError, match="no worker of .* offers the resource GPU"):
         run_benchmark(tiny_data, config, executor=executor)
     assert not (tmp_path / "results.jsonl").exists()
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_a_dask_run_and_keeps_its_finished_records(tmp_path):
+    """A real SIGINT to the whole process group, as a terminal's Ctrl-C sends it, once a task has
+    finished: the client exits with 130 and says what it kept, the records are whole, the status says
+    interrupted, and no worker process outlives it."""
+    import subprocess
+
+    from tests.conftest import lhco_columns, write_lhco_file
+
+    path = write_lhco_file(tmp_path / "small.h5", lhco_columns(40_000, np.random.default_rng(0)))
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "adbench", "run", "--methods", "supervised", "--dataset", str(path),
+               "--n-sig", "400", "--seeds", "0-39", "--device", "cpu", "--no-progress", "--no-report",
+               "--executor", "dask", "--workers", "1", "--output", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def default_sigint() -> None:  # a run started from a background shell would inherit SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=default_sigint)
+    results = out / "results.jsonl"
+    try:
+        deadline = time.monotonic() + 200
+        while not (results.exists() and results.read_text().count("\n") >= 1):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no task finished in 200 s"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    lines = results.read_text().splitlines()
+    print(f"{len(lines)} of 40 records kept")
+    assert process.returncode == 130, err
+    assert f"task(s) this run finished are kept in {results}" in err, err
+    assert 1 <= len(lines) < 40 and all(json.loads(line)["status"] == "ok" for line in lines)
+    assert json.loads((out / "run-status.json").read_text())["state"] == "interrupted"
+    deadline = time.monotonic() + 30
+    while True:  # the worker and its nanny leave with the client
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "worker processes outlived the interrupted run"
+        time.sleep(0.2)
