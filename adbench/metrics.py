@@ -17,6 +17,8 @@ import numpy as np
 CURVE_FPR = np.logspace(-6, 0, 121)
 #: Bootstrap replicas of the test set for the statistical errors.
 BOOTSTRAP_REPLICAS = 200
+#: Fewest replicas (with the metric defined) whose spread is given as an error.
+MIN_BOOTSTRAP = 10
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,8 @@ def bootstrap_errors(
 ) -> dict[str, float]:
     """Statistical error of every metric from the finite test set: the standard deviation over
     ``replicas`` Poisson-weighted copies of the set (the Poisson bootstrap; the classifier is fixed).
-    Replicas in which a metric is undefined are left out of its spread (NaN if fewer than 10 remain)."""
+    Replicas in which a metric is undefined are left out of its spread (NaN if fewer than
+    ``MIN_BOOTSTRAP`` remain)."""
     y_sorted, _, last = _sorted(y_true, y_score)
     rng = np.random.default_rng([seed, 17])
     values: dict[str, list[float]] = {name: [] for name in SENSITIVITY_METRICS}
@@ -137,7 +140,7 @@ def bootstrap_errors(
     out = {}
     for name, draws in values.items():
         finite = np.asarray([v for v in draws if np.isfinite(v)])
-        out[name] = float(finite.std(ddof=1)) if len(finite) >= 10 else float("nan")
+        out[name] = float(finite.std(ddof=1)) if len(finite) >= MIN_BOOTSTRAP else float("nan")
     return out
 
 

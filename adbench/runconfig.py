@@ -15,6 +15,7 @@ from adbench.evaluate import ClassifierConfig
 from adbench.methods.base import BackgroundModel
 from adbench.methods.presets import Preset, load_preset
 from adbench.methods.registry import canonical_name, get_method_class
+from adbench.metrics import MIN_BOOTSTRAP
 from adbench.settings import hashed_settings
 from adbench.windows import Window
 
@@ -51,7 +52,8 @@ class RunConfig:
         classifier: when set, every method uses this classifier instead of its profile's.
         template_size: template events per SR data event for every template method (the idealized
             template takes at most this many held-out events).
-        bootstrap: replicas of the test set for the statistical errors (0: none).
+        bootstrap: replicas of the test set for the statistical errors (0: none; else at least
+            ``MIN_BOOTSTRAP``, below which ``adbench.metrics.bootstrap_errors`` gives NaN).
     """
 
     methods: list[MethodSpec]
@@ -69,6 +71,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.template_size > 0:
             raise ConfigError(f"the template size must be positive, got {self.template_size}")
+        if self.min_bkg < 1:
+            raise ConfigError(f"min_bkg must be at least 1 background event (max SIC is undefined at FPR 0), "
+                              f"got {self.min_bkg}")
+        if self.bootstrap != 0 and self.bootstrap < MIN_BOOTSTRAP:
+            raise ConfigError(f"bootstrap must be 0 (no statistical errors) or at least {MIN_BOOTSTRAP} replicas, "
+                              f"got {self.bootstrap}")
 
     def classifier_for(self, spec: MethodSpec) -> ClassifierConfig:
         return self.classifier or spec.classifier

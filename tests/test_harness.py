@@ -1,3 +1,4 @@
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -210,3 +211,12 @@ def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, 
     assert all(t.shared_from is None for t in replan.windows if t.seed == 0)
     finished |= {t.record_key for t in plan.windows if t.spec.name == "shared-toy-2" and t.seed == 0}
     assert [f.seed for f in make_plan(small_dataset, cfg, finished).fits] == [1]
+
+
+@pytest.mark.parametrize("option, value, fragment", [
+    ("min_bkg", 0, "min_bkg must be at least 1"),
+    ("bootstrap", 5, "bootstrap must be 0 (no statistical errors) or at least 10"),
+])
+def test_run_settings_that_would_give_nan_metrics_are_config_errors(tmp_path, option, value, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        RunConfig(methods=[], windows=[], n_sigs=[0], seeds=[0], output=tmp_path, **{option: value})

@@ -91,6 +91,73 @@ def test_an_estimate_keeps_statistical_error_and_seed_spread_apart():
     assert Estimate.of([float("nan")]).text() == "-"
 
 
+def test_the_median_is_known_better_than_one_run():
+    """Its error: the one-run uncertainty over sqrt(n), times sqrt(pi/2) (a median's efficiency) from
+    three seeds on; one seed's median is its value, known to its statistical error."""
+    five = Estimate.of([1.0, 2.0, 4.0, 3.0, 2.5], [0.2] * 5)
+    assert five.median_error == pytest.approx(math.sqrt(math.pi / 2) * five.total / math.sqrt(5))
+    two = Estimate.of([1.0, 3.0], [0.1, 0.3])
+    assert two.median_error == pytest.approx(two.total / math.sqrt(2))
+    assert Estimate.of([1.5], [0.25]).median_error == pytest.approx(0.25)
+    assert math.isnan(Estimate.of([1.5]).median_error) and math.isnan(Estimate.of([]).median_error)
+    # calibrated: over many draws of three or five normal seeds, the median strays by its stated error
+    rng = np.random.default_rng(0)
+    for n in (3, 5):
+        draws = rng.normal(10.0, 1.0, (4000, n))
+        stated = np.mean([Estimate.of(row).median_error for row in draws])
+        actual = np.std(np.median(draws, axis=1))
+        print(f"{n} seeds: median error stated {stated:.3f}, actual {actual:.3f}, limit 10%")
+        assert abs(stated / actual - 1) < 0.1
+
+
+def test_best_and_others_are_compared_through_the_errors_of_their_medians(new):
+    from adbench.report.summary import Leader, resolved
+
+    def row_of(values, errors=()):
+        return replace(performance_rows(new)[0], estimates={"max_sic": Estimate.of(values, errors)})
+
+    best = row_of([10.0, 10.5, 11.0, 9.5, 10.2], [0.5] * 5)
+    # 1.4 below the best in every seed: one run's spread (about 0.8) would call it close, the medians do not
+    assert resolved(best, row_of([8.6, 9.1, 9.6, 8.1, 8.8], [0.5] * 5)) is True
+    assert resolved(best, row_of([9.9, 10.4, 10.9, 9.4, 10.1], [0.5] * 5)) is False
+    assert resolved(row_of([8.40]), row_of([8.39])) is None  # one seed each, no error stored
+    assert resolved(row_of([8.40], [0.3]), row_of([8.39])) is False
+    leader = Leader("SR 3.30-3.70 · N_sig 1000", "a", "8.40", close=["b"], unknown=["c"])
+    assert "not resolved from it (medians within their errors): b" in leader.text()
+    assert "no uncertainty known to compare with: c" in leader.text()
+    clear = Leader("SR", "a", "8.40", close=[]).text()
+    assert clear.endswith("ahead of the others by more than the errors of the medians")
+
+
+def test_records_of_an_earlier_configuration_are_set_aside_not_pooled(tmp_path, new):
+    """A rerun into the same directory under another configuration must not double the seeds."""
+    from adbench.report.tables import one_configuration
+
+    rerun = [replace(r, config_hash="another", timestamp="2099-01-01T00:00:00") for r in new
+             if r.method == "sigma-context" and r.n_sig == 1000]
+    kept, aside = one_configuration(new + rerun)
+    assert aside == {"sigma-context": len(rerun)}
+    context = [r for r in kept if r.method == "sigma-context" and r.n_sig == 1000]
+    assert context and all(r.config_hash == "another" for r in context)
+    assert len(kept) == len(new)
+    rows = {(r.method, r.window, r.n_sig): r for r in performance_rows(kept)}
+    assert all(row.seeds <= 3 for row in rows.values())
+    doc = build_report(new + rerun, tmp_path, figures=False)
+    markdown = doc.write_markdown(tmp_path / "report.md").read_text()
+    assert "Records of an earlier configuration" in markdown and f"sigma-context {len(rerun)} records" in markdown
+    assert one_configuration(new) == (new, {})
+
+
+def test_a_run_without_the_bootstrap_says_so_though_templates_keep_their_null_errors(tmp_path, new):
+    stripped = [replace(r, stat_errors={k: v for k, v in r.stat_errors.items() if "fidelity" in k or "template" in k})
+                for r in new]
+    assert any(r.stat_errors for r in stripped)  # the templates' null errors stay
+    doc = build_report(stripped, tmp_path, figures=False)
+    markdown = doc.write_markdown(tmp_path / "report.md").read_text()
+    assert "These records store no statistical errors (written without the test-set bootstrap)" in markdown
+    assert not any(row.has_stat_errors for row in performance_rows(stripped))
+
+
 def test_rows_combine_seeds_with_the_stored_statistical_errors(new):
     rows = performance_rows(new)
     row = next(r for r in rows if (r.method, r.window, r.n_sig) == ("radot-projection", "3.30-3.70", 1000))

@@ -18,10 +18,12 @@ from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.tables import (
     PerformanceRow,
     facets,
+    has_bootstrap_errors,
     infer_variants,
     is_reference,
     label_profiles,
     method_order,
+    one_configuration,
     performance_rows,
     timing_rows,
 )
@@ -74,12 +76,21 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
     """The report of ``records`` (the latest record of each task); ``skipped_lines`` are the line numbers
     of the results file that could not be read; ``figures=False`` gives the text and tables only."""
     raw = infer_variants(records)
-    records = label_profiles(raw)
+    labelled = label_profiles(raw)
+    records, set_aside = one_configuration(labelled)
+    kept = {id(r) for r in records}
+    raw = [r for r, label in zip(raw, labelled, strict=True) if id(label) in kept]
     ok = [r for r in records if r.ok]
     failed = [r for r in records if not r.ok]
     datasets = sorted({r.dataset for r in records})
     doc = Document(f"adbench report: {', '.join(datasets)}")
     _overview(doc, records, ok, failed, datasets, skipped_lines)
+    if set_aside:
+        doc.note("Records of an earlier configuration of the same method, SR and N_sig (another template size, "
+                 "classifier, window thinning or dataset version) are set aside, so that no seed counts twice and "
+                 "no row mixes settings: " + ", ".join(f"{m} {_count(n, 'record')}" for m, n in set_aside.items())
+                 + ". Rerun the newer configuration's missing seeds, or write each configuration to its own "
+                 "directory.")
     status = read_status(directory) if directory is not None else None
     if status is not None and status.incomplete_note():
         doc.note(status.incomplete_note())
@@ -134,7 +145,7 @@ def _overview(doc: Document, records: list[Record], ok: list[Record], failed: li
                  "is split by dataset; nothing is pooled over them.")
     if failed:
         doc.note(f"{_count(len(failed), 'task')} failed (see Failures): their rows count only the finished seeds.")
-    no_errors = [r for r in ok if not r.stat_errors]
+    no_errors = [r for r in ok if not has_bootstrap_errors(r)]
     if no_errors:
         which = "These records" if len(no_errors) == len(ok) else f"{len(no_errors)} of {len(ok)} records"
         why = ("schema 1, written before adbench computed them" if all(r.schema < 2 for r in no_errors)
@@ -166,8 +177,10 @@ def _summary(doc: Document, records: list[Record], dataset: str, several: bool) 
         doc.paragraph(f"No injected signal on `{dataset}` (N_sig = 0 only): nothing to find, see the fidelity below.")
         return
     doc.paragraph(
-        f"Max SIC on `{dataset}` (median ± total uncertainty over seeds; in brackets as a fraction of "
-        "idealized); bold: the best method under test in each column. Last column: the time of a "
+        f"Max SIC on `{dataset}` (median over seeds ± the uncertainty of one run's value: test-set statistics "
+        "and seed spread in quadrature; in brackets as a fraction of idealized); bold: the best method under "
+        "test in each column, compared below with the others through the errors of the medians (about 1.25 × "
+        "the ± / √seeds from three seeds on, ± / √seeds below). Last column: the time of a "
         f"{SCAN_WINDOWS}-SR scan from the measured medians, training once + {SCAN_WINDOWS} × (fit + template per "
         "SR); the shared classifier, the same for every method, is left out."
     )
@@ -175,11 +188,7 @@ def _summary(doc: Document, records: list[Record], dataset: str, several: bool) 
     if any("‡" in cell for row in body for cell in row):
         doc.paragraph("‡ a template smaller than the SR data: where idealized is marked, its held-out background is "
                       "small, it is no upper bound and fractions above 100% are possible.")
-    doc.bullets([
-        f"{leader.column}: **{leader.best}** {leader.value}"
-        + (f"; within its uncertainty: {', '.join(leader.close)}" if leader.close else "; clear of the others")
-        for leader in leaders
-    ])
+    doc.bullets([leader.text() for leader in leaders])
 
 
 def _methods(doc: Document, raw: list[Record], labelled: list[Record]) -> None:

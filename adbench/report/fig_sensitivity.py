@@ -117,7 +117,8 @@ def metrics_vs_nsig(records: list[Record], dataset: str):
                     y = np.array([row[metric].median for row in mrows])
                     err = np.array([row[metric].total for row in mrows])
                     color = palette[method]
-                    ax.errorbar(x, y, yerr=np.nan_to_num(err), color=color, ls=line_style(method), marker="o",
+                    # an unknown uncertainty (NaN) draws no bar, never a zero-length one
+                    ax.errorbar(x, y, yerr=err, color=color, ls=line_style(method), marker="o",
                                 ms=4, label=method)
                     if metric == "sic_1e3":
                         weak = np.array([not row.sic_1e3_reliable for row in mrows])
@@ -180,7 +181,7 @@ def fidelity(records: list[Record], dataset: str):
                 x = np.array([p[0] for p in picked]) + offset
                 y = [p[1]["fidelity_auc"].median for p in picked]
                 err = [p[1]["fidelity_auc"].total for p in picked]
-                ax.errorbar(x, y, yerr=np.nan_to_num(err), ls="none", marker=markers[i % len(markers)], ms=5,
+                ax.errorbar(x, y, yerr=err, ls="none", marker=markers[i % len(markers)], ms=5,
                             color=f"C{i}", label=f"$N_{{sig}}$ = {n_sig}")
             ax.set_xticks(np.arange(len(methods)), methods, rotation=25, ha="right")
             ax.tick_params(axis="x", which="minor", bottom=False, top=False)

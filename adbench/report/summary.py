@@ -5,7 +5,7 @@ time of a K-window scan beside it."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from adbench.report.stats import format_percent, format_seconds
 from adbench.report.tables import (
@@ -25,12 +25,29 @@ METRIC = "max_sic"
 
 @dataclass
 class Leader:
-    """The best method under test of one column, and those within its uncertainty."""
+    """The best method under test of one column.
+
+    Attributes:
+        close: the methods whose median is not resolved from the best's (``resolved``).
+        unknown: the methods compared without any known uncertainty (neither side has one).
+    """
 
     column: str
     best: str
     value: str
     close: list[str]
+    unknown: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The column's bullet: the best, then who is not resolved from it, or that it is clear."""
+        out = f"{self.column}: **{self.best}** {self.value}"
+        if self.close:
+            out += f"; not resolved from it (medians within their errors): {', '.join(self.close)}"
+        if self.unknown:
+            out += f"; no uncertainty known to compare with: {', '.join(self.unknown)}"
+        if not self.close and not self.unknown:
+            out += "; ahead of the others by more than the errors of the medians"
+        return out
 
 
 @dataclass
@@ -73,8 +90,10 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
             continue
         best, best_row = max(candidates, key=lambda item: item[1][METRIC].median)
         bold[(best, col)] = True
-        close = [m for m, row in candidates if m != best and _within(best_row, row)]
-        leaders.append(Leader(titles[col], best, best_row[METRIC].short(), close))
+        others = [(m, resolved(best_row, row)) for m, row in candidates if m != best]
+        leaders.append(Leader(titles[col], best, best_row[METRIC].short(),
+                              close=[m for m, verdict in others if verdict is False],
+                              unknown=[m for m, verdict in others if verdict is None]))
 
     body = []
     for method in methods:
@@ -87,11 +106,15 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
     return Summary(header, body, [(window, n_sig) for _, window, n_sig in columns], leaders)
 
 
-def _within(best: PerformanceRow, other: PerformanceRow) -> bool:
-    """Whether ``other``'s max SIC lies within the combined uncertainty of the difference."""
+def resolved(best: PerformanceRow, other: PerformanceRow) -> bool | None:
+    """Whether ``best``'s median max SIC lies above ``other``'s by more than the error of the
+    difference (the medians' errors in quadrature, as if independent: conservative, since the
+    methods share the data and test sets); None when neither median has a known error."""
     a, b = best[METRIC], other[METRIC]
-    sigma = math.hypot(*(x if math.isfinite(x) else 0.0 for x in (a.total, b.total)))
-    return sigma > 0 and a.median - b.median <= sigma
+    errors = [x for x in (a.median_error, b.median_error) if math.isfinite(x)]
+    if not errors:
+        return None
+    return a.median - b.median > math.hypot(*errors)
 
 
 def _cell(row: PerformanceRow | None, idealized: PerformanceRow | None, bold: bool) -> str:

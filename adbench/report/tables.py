@@ -67,6 +67,33 @@ def label_profiles(records: list[Record]) -> list[Record]:
     ]
 
 
+def one_configuration(records: list[Record]) -> tuple[list[Record], dict[str, int]]:
+    """Per (dataset, window, method label, N_sig), only the records of its newest configuration.
+
+    A directory rerun under another configuration of the same method and profile (another template
+    size, classifier or thinning, a new dataset version) holds records of both, one per seed each;
+    pooling them would count seeds twice and mix settings. The newest configuration is the one with
+    the latest record (timestamp, then file order).
+
+    Returns:
+        the records kept (input order) and, per method label, how many were set aside.
+    """
+    keys = ("dataset", "window", "method", "n_sig")
+    newest: dict[tuple, tuple[tuple[str, int], str]] = {}
+    for index, record in enumerate(records):
+        point = tuple(getattr(record, k) for k in keys)
+        when = (record.timestamp, index)
+        if point not in newest or when > newest[point][0]:
+            newest[point] = (when, record.config_hash)
+    kept, aside = [], defaultdict(int)
+    for record in records:
+        if record.config_hash == newest[tuple(getattr(record, k) for k in keys)][1]:
+            kept.append(record)
+        else:
+            aside[record.method] += 1
+    return kept, dict(aside)
+
+
 def base_method(label: str) -> str:
     """The registered name of a method label (``cathode:paper`` -> ``cathode``)."""
     return label.partition(":")[0]
@@ -109,7 +136,7 @@ class PerformanceRow:
         template_ratio: template events per SR data event (NaN without a template).
         distinct_ratio: distinct source events behind the template per SR data event (NaN when not
             recorded, i.e. schema 1).
-        has_stat_errors: every seed stored statistical errors.
+        has_stat_errors: every seed stored the bootstrap's statistical errors.
     """
 
     dataset: str
@@ -168,11 +195,17 @@ def performance_rows(records: list[Record]) -> list[PerformanceRow]:
             # there rests on a handful of events (and can exceed the max SIC, which requires min_bkg).
             sic_1e3_reliable=n_test_bkg * 1e-3 >= min_bkg, min_test_background=n_test_bkg, min_bkg=min_bkg,
             template_ratio=_median(ratios), distinct_ratio=_median(distinct),
-            has_stat_errors=all(r.stat_errors for r in rs), devices=sorted({r.device for r in rs}),
+            has_stat_errors=all(has_bootstrap_errors(r) for r in rs), devices=sorted({r.device for r in rs}),
             features=list(rs[0].features), classifier=classifier_text(rs[0]),
         ))
     rows.sort(key=lambda row: (row.dataset, row.window_low, row.window, row.n_sig, order[row.method]))
     return rows
+
+
+def has_bootstrap_errors(record: Record) -> bool:
+    """Whether the record stores the test-set bootstrap's errors of its sensitivity (a template's
+    fidelity AUCs carry their null's error without it)."""
+    return "max_sic" in record.stat_errors
 
 
 def classifier_text(record: Record) -> str:
