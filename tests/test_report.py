@@ -568,3 +568,13 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
     assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)") and row[8] == "1.50"
     without = build_report(new, figures=False).write_markdown(tmp_path / "b.md").read_text()
     assert "## Fitted signal fraction" not in without
+
+
+def test_the_seed_count_says_when_max_sic_rests_on_fewer_seeds(tmp_path, new):
+    first = next(r for r in new if r.method == "sigma-context" and r.n_sig == 1000 and r.window == "3.30-3.70")
+    records = [replace(r, max_sic=float("nan")) if r is first else r for r in new]
+    markdown = build_report(records, tmp_path, figures=False).write_markdown(tmp_path / "report.md").read_text()
+    table = _table_after(markdown, "### synthetic-small: SR 3.30-3.70 TeV")
+    row = next(r for r in table[1:] if r[0] == "sigma-context" and r[1] == "1000")
+    assert row[5] == "3 (max SIC defined in 2)"
+    assert all(r[5] == "3" for r in table[1:] if r is not row)
