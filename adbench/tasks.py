@@ -317,8 +317,11 @@ def run_window(
     if config.bootstrap:
         record.stat_errors = bootstrap_errors(test.label, scores, config.min_bkg, config.bootstrap, split.seed)
     if record.n_template:
-        record.stat_errors["fidelity_auc"] = auc_null(record.n_template, n_test_bkg).std
-        record.stat_errors["template_data_auc"] = auc_null(record.n_template, len(sr_data)).std
+        # copies of one source event (RAD-OT reuses sideband pairs) are not independent: the null's
+        # spread is that of as many events as there are distinct sources (conservative: copies differ)
+        independent = record.n_template_sources or record.n_template
+        record.stat_errors["fidelity_auc"] = auc_null(independent, n_test_bkg).std
+        record.stat_errors["template_data_auc"] = auc_null(independent, len(sr_data)).std
     record.curve = downsampled_curve(test.label, scores)
     record.time_fit_window_s = watch.seconds.get("fit", 0.0)
     record.time_sample_s = watch.seconds.get("sample", 0.0)

@@ -275,6 +275,15 @@ def test_bars_for_tasks_and_inner_loops_on_a_terminal(capsys, monkeypatch, lhco_
     assert "adbench:" in err and "1/1" in err and "task" in err  # the tqdm task bar
     assert "OT batches" in err  # the inner bar
     assert "[1/1]" not in err  # no plain lines on a terminal
+    # RAD-OT reuses sideband pairs: its fidelity AUCs' null errors count the distinct source events
+    from adbench.evaluate import auc_null
+    from adbench.results import ResultStore
+
+    (record,) = ResultStore(tmp_path / "run").load()
+    assert 0 < record.n_template_sources < record.n_template
+    expected = auc_null(record.n_template_sources, record.n_test_background).std
+    assert record.stat_errors["fidelity_auc"] == pytest.approx(expected)
+    assert expected > auc_null(record.n_template, record.n_test_background).std
 
 
 def test_ctrl_c_before_any_task_finished_claims_no_file(capsys, monkeypatch, lhco_file, tmp_path):
