@@ -93,13 +93,12 @@ def test_an_estimate_keeps_statistical_error_and_seed_spread_apart():
 
 def test_the_median_is_known_better_than_one_run():
     """Its error: the one-run uncertainty over sqrt(n), times sqrt(pi/2) (a median's efficiency) from
-    three seeds on; one seed's median is its value, known to its statistical error."""
+    three seeds on; one seed has none (how far another training would move it is unknown)."""
     five = Estimate.of([1.0, 2.0, 4.0, 3.0, 2.5], [0.2] * 5)
     assert five.median_error == pytest.approx(math.sqrt(math.pi / 2) * five.total / math.sqrt(5))
     two = Estimate.of([1.0, 3.0], [0.1, 0.3])
     assert two.median_error == pytest.approx(two.total / math.sqrt(2))
-    assert Estimate.of([1.5], [0.25]).median_error == pytest.approx(0.25)
-    assert math.isnan(Estimate.of([1.5]).median_error) and math.isnan(Estimate.of([]).median_error)
+    assert math.isnan(Estimate.of([1.5], [0.25]).median_error) and math.isnan(Estimate.of([]).median_error)
     # calibrated: over many draws of three or five normal seeds, the median strays by its stated error
     rng = np.random.default_rng(0)
     for n in (3, 5):
@@ -110,30 +109,51 @@ def test_the_median_is_known_better_than_one_run():
         assert abs(stated / actual - 1) < 0.1
 
 
+def _row_of(new, values, errors=()):
+    return replace(performance_rows(new)[0], estimates={"max_sic": Estimate.of(values, errors)})
+
+
 def test_best_and_others_are_compared_through_the_errors_of_their_medians(new):
     from adbench.report.summary import Leader, resolved
 
-    def row_of(values, errors=()):
-        return replace(performance_rows(new)[0], estimates={"max_sic": Estimate.of(values, errors)})
+    best = _row_of(new, [10.0, 10.5, 11.0, 9.5, 10.2], [0.5] * 5)
+    lower = [8.6, 9.1, 9.6, 8.1, 8.8]
+    one_run = math.hypot(best["max_sic"].total, _row_of(new, lower, [0.5] * 5)["max_sic"].total)
+    # 0.8 below the best in every seed: within one run's uncertainty (about 1.06), not within the medians'
+    shifted = [v + 0.6 for v in lower]
+    assert 0.8 == pytest.approx(best["max_sic"].median - np.median(shifted)) and 0.8 < one_run
+    assert resolved(best, _row_of(new, shifted, [0.5] * 5)) is True
+    assert resolved(best, _row_of(new, [v + 1.3 for v in lower], [0.5] * 5)) is False
+    # one seed, or no stored error on either side: no verdict
+    assert resolved(best, _row_of(new, [9.5], [0.1])) is None
+    assert resolved(_row_of(new, [8.40]), _row_of(new, [8.39])) is None
+    assert resolved(best, _row_of(new, [9.0, 9.2, 9.4])) is not None  # three seeds: their spread is an error
+    leader = Leader("SR 3.30-3.70 · N_sig 1000", "a", "8.40", close=["b"], unknown=["c"], compared=2)
+    assert "not resolved from it (medians within 1σ of their difference): b" in leader.text()
+    assert "no uncertainty to compare with (one seed or no stored errors): c" in leader.text()
+    clear = Leader("SR", "a", "8.40", close=[], compared=3).text()
+    assert clear.endswith("ahead of the others by more than 1σ of the difference of medians")
+    assert Leader("SR", "a", "8.40", close=[]).text().endswith("the only method under test here")
 
-    best = row_of([10.0, 10.5, 11.0, 9.5, 10.2], [0.5] * 5)
-    # 1.4 below the best in every seed: one run's spread (about 0.8) would call it close, the medians do not
-    assert resolved(best, row_of([8.6, 9.1, 9.6, 8.1, 8.8], [0.5] * 5)) is True
-    assert resolved(best, row_of([9.9, 10.4, 10.9, 9.4, 10.1], [0.5] * 5)) is False
-    assert resolved(row_of([8.40]), row_of([8.39])) is None  # one seed each, no error stored
-    assert resolved(row_of([8.40], [0.3]), row_of([8.39])) is False
-    leader = Leader("SR 3.30-3.70 · N_sig 1000", "a", "8.40", close=["b"], unknown=["c"])
-    assert "not resolved from it (medians within their errors): b" in leader.text()
-    assert "no uncertainty known to compare with: c" in leader.text()
-    clear = Leader("SR", "a", "8.40", close=[]).text()
-    assert clear.endswith("ahead of the others by more than the errors of the medians")
+
+def test_the_summary_lists_each_method_by_its_verdict(new):
+    from adbench.report.summary import resolved
+
+    summary = summary_table(new, "synthetic-small")
+    rows = {(r.method, r.window, r.n_sig): r for r in performance_rows(new)}
+    for leader, (window, n_sig) in zip(summary.leaders, summary.columns, strict=True):
+        others = [m for m in ("radot-projection", "sigma-context") if m != leader.best]
+        verdicts = {m: resolved(rows[(leader.best, window, n_sig)], rows[(m, window, n_sig)]) for m in others}
+        assert leader.close == [m for m, v in verdicts.items() if v is False]
+        assert leader.unknown == [m for m, v in verdicts.items() if v is None]
+        assert leader.compared == len(others)
 
 
 def test_records_of_an_earlier_configuration_are_set_aside_not_pooled(tmp_path, new):
     """A rerun into the same directory under another configuration must not double the seeds."""
     from adbench.report.tables import one_configuration
 
-    rerun = [replace(r, config_hash="another", timestamp="2099-01-01T00:00:00") for r in new
+    rerun = [replace(r, config_hash="another", timestamp="2099-01-01T00:00:00+0000") for r in new
              if r.method == "sigma-context" and r.n_sig == 1000]
     kept, aside = one_configuration(new + rerun)
     assert aside == {"sigma-context": len(rerun)}
@@ -148,13 +168,36 @@ def test_records_of_an_earlier_configuration_are_set_aside_not_pooled(tmp_path, 
     assert one_configuration(new) == (new, {})
 
 
+def test_a_newer_configuration_that_only_failed_does_not_hide_finished_results(new):
+    from adbench.report.tables import one_configuration
+
+    point = [r for r in new if r.method == "sigma-context" and r.n_sig == 1000 and r.window == "3.30-3.70"]
+    failed = replace(point[0], config_hash="another", status="failed", error="boom",
+                     timestamp="2099-01-01T00:00:00+0000")
+    kept, aside = one_configuration(new + [failed])
+    assert failed not in kept and aside == {"sigma-context": 1} and all(r in kept for r in point)
+
+
+def test_timestamps_are_compared_as_times_not_as_text(new):
+    """01:30 UTC written at +0200 is earlier than 02:45 UTC, though its text sorts later."""
+    from adbench.report.tables import one_configuration
+
+    point = [r for r in new if r.method == "sigma-context" and r.n_sig == 1000 and r.window == "3.30-3.70"]
+    early = [replace(r, config_hash="early", timestamp="2026-03-29T03:30:00+0200") for r in point]
+    late = [replace(r, config_hash="late", timestamp="2026-03-29T02:45:00+0000") for r in point]
+    for order in (early + late, late + early):
+        kept, _ = one_configuration(order)
+        assert {r.config_hash for r in kept} == {"late"}
+
+
 def test_a_run_without_the_bootstrap_says_so_though_templates_keep_their_null_errors(tmp_path, new):
     stripped = [replace(r, stat_errors={k: v for k, v in r.stat_errors.items() if "fidelity" in k or "template" in k})
                 for r in new]
     assert any(r.stat_errors for r in stripped)  # the templates' null errors stay
     doc = build_report(stripped, tmp_path, figures=False)
     markdown = doc.write_markdown(tmp_path / "report.md").read_text()
-    assert "These records store no statistical errors (written without the test-set bootstrap)" in markdown
+    assert ("These records store no test-set errors of max SIC, SIC and AUC (written without the test-set "
+            "bootstrap)") in markdown
     assert not any(row.has_stat_errors for row in performance_rows(stripped))
 
 

@@ -39,7 +39,7 @@ HOW_TO_READ = [
     "deviation added in quadrature, the uncertainty of one run's value.",
     "**SIC** = TPR / sqrt(FPR) on the labelled SR test set (held-out signal and background never used for "
     "training); max SIC is taken where at least `min_bkg` test background events pass (by default 25: at most "
-    "20% relative uncertainty; the CATHODE paper's published max SIC cuts at FPR 1.84e-5 of its own test set). "
+    "20% relative uncertainty; CATHODE, arXiv:2109.00546, cuts its published max SIC at FPR 1.84e-5 of its test set). "
     "**S/B** and **S/√B**: injected signal over background events in the SR data: "
     "compare datasets of different size at equal S/B, not equal N_sig.",
     "**Fidelity AUC** separates the template from the true SR background (0.5: indistinguishable); "
@@ -89,7 +89,8 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
     if set_aside:
         doc.note("Records of an earlier configuration of the same method, SR and N_sig (another template size, "
                  "classifier, window thinning or dataset version) are set aside, so that no seed counts twice and "
-                 "no row mixes settings: " + ", ".join(f"{m} {_count(n, 'record')}" for m, n in set_aside.items())
+                 "no cell mixes settings (per SR and N_sig the newest configuration with a finished task is "
+                 "reported): " + ", ".join(f"{m} {_count(n, 'record')}" for m, n in set_aside.items())
                  + ". Rerun the newer configuration's missing seeds, or write each configuration to its own "
                  "directory.")
     status = read_status(directory) if directory is not None else None
@@ -121,7 +122,7 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
         doc.heading("Failures")
         doc.table(["dataset", "method", "SR", "N_sig", "seed", "reason"],
                   [[r.dataset, r.method, r.window, str(r.n_sig), str(r.seed), str(r.error)] for r in failed])
-    _environment(doc, records, directory)
+    _environment(doc, records, directory, set_aside)
     return doc
 
 
@@ -149,9 +150,12 @@ def _overview(doc: Document, records: list[Record], ok: list[Record], failed: li
     no_errors = [r for r in ok if not has_bootstrap_errors(r)]
     if no_errors:
         which = "These records" if len(no_errors) == len(ok) else f"{len(no_errors)} of {len(ok)} records"
-        why = ("schema 1, written before adbench computed them" if all(r.schema < 2 for r in no_errors)
-               else "written without the test-set bootstrap")
-        doc.note(f"{which} store no statistical errors ({why}): their uncertainties are the spread over seeds only.")
+        if all(r.schema < 2 for r in no_errors):
+            doc.note(f"{which} store no statistical errors (schema 1, written before adbench computed them): their "
+                     "uncertainties are the spread over seeds only.")
+        else:
+            doc.note(f"{which} store no test-set errors of max SIC, SIC and AUC (written without the test-set "
+                     "bootstrap): those uncertainties are the spread over seeds only.")
     per_point = [len(v) for v in _by_point(ok).values()]
     if per_point and min(per_point) < MIN_SEEDS_FOR_BAND:
         spread = f"{min(per_point)}" if min(per_point) == max(per_point) else f"{min(per_point)} to {max(per_point)}"
@@ -180,8 +184,8 @@ def _summary(doc: Document, records: list[Record], dataset: str, several: bool) 
     doc.paragraph(
         f"Max SIC on `{dataset}` (median over seeds ± the uncertainty of one run's value: test-set statistics "
         "and seed spread in quadrature; in brackets as a fraction of idealized); bold: the best method under "
-        "test in each column, compared below with the others through the errors of the medians (about 1.25 × "
-        "the ± / √seeds from three seeds on, ± / √seeds below). Last column: the time of a "
+        "test in each column, compared below with the others through the errors of the medians (1.25 × the ± / "
+        "√seeds from three seeds on, ± / √2 for two, none for one seed). Last column: the time of a "
         f"{SCAN_WINDOWS}-SR scan from the measured medians, training once + {SCAN_WINDOWS} × (fit + template per "
         "SR); the shared classifier, the same for every method, is left out."
     )
@@ -234,13 +238,19 @@ def _performance_cells(row: PerformanceRow) -> list[str]:
     return [
         row.method, str(row.n_sig), f"{row.n_sig_sr:.0f}", format_percent(row.s_over_b),
         f"{row.s_over_sqrt_b:.2f}" if math.isfinite(row.s_over_sqrt_b) else "-",
-        f"{row.seeds}" + (f" ({row.failed} failed)" if row.failed else "")
-        + (f" (max SIC defined in {row['max_sic'].n})" if row["max_sic"].n < row.seeds else ""),
+        _seeds_cell(row),
         row["max_sic"].text() + (" ‡" if small else ""),
         row["sic_1e3"].text() + ("" if row.sic_1e3_reliable else " †"),
         row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
         ratio + (" ‡" if small else ""),
     ]
+
+
+def _seeds_cell(row: PerformanceRow) -> str:
+    """``5``, ``5 (1 failed)``, ``5 (max SIC defined in 4)`` or both in one bracket."""
+    notes = ([f"{row.failed} failed"] if row.failed else []) + (
+        [f"max SIC defined in {row['max_sic'].n}"] if row["max_sic"].n < row.seeds else [])
+    return f"{row.seeds}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _footnotes(doc: Document, rows: list[PerformanceRow]) -> None:
@@ -408,7 +418,8 @@ def _published(doc: Document, records: list[Record]) -> None:
         doc.paragraph("Not compared: " + "; ".join(comparison.left_out) + ".")
 
 
-def _environment(doc: Document, records: list[Record], directory: Path | None) -> None:
+def _environment(doc: Document, records: list[Record], directory: Path | None,
+                 set_aside: dict[str, int]) -> None:
     doc.heading("Environment")
     versions: dict[str, str] = {}
     for r in records:
@@ -419,5 +430,7 @@ def _environment(doc: Document, records: list[Record], directory: Path | None) -
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))],
         ["git revision", ", ".join(sorted({str(r.git_revision) for r in records}))],
         ["record schema", ", ".join(map(str, schemas))],
-        ["results", f"results.jsonl beside this report ({len(records)} tasks)" if directory else "-"],
+        ["results", f"results.jsonl beside this report ({len(records)} tasks reported"
+                    + (f", {sum(set_aside.values())} of an earlier configuration set aside)" if set_aside else ")")
+         if directory else "-"],
     ] + [["command", c] for c in sorted({r.command or "-" for r in records})])

@@ -14,7 +14,10 @@ The *total* uncertainty of one run's value adds the two in quadrature. It is con
 test set changes with the seed (its fluctuation is then in both terms). The median over n seeds is
 known better than one run: its error is ``MEDIAN_EFFICIENCY * total / sqrt(n)`` (the large-n error of
 the median of normal values; with the seeds' sample standard deviation it is about 4% below the
-exact error for three to five seeds, tests/test_report.py).
+exact error for three to five seeds, tests/test_report.py). One seed has no such error: how much
+another training would move it is unknown. The statistical part shrinks less than 1 / sqrt(n) where
+the seeds' test sets come from one held-out pool; methods compared in one run share those test sets,
+so their difference is affected less than either median.
 """
 
 from __future__ import annotations
@@ -91,9 +94,9 @@ class Estimate:
     @property
     def median_error(self) -> float:
         """Uncertainty of the median over the seeds: ``MEDIAN_EFFICIENCY * total / sqrt(n)`` from
-        three seeds on, ``total / sqrt(n)`` for one or two (their median is their mean); NaN when no
-        uncertainty is known."""
-        if not self.n:
+        three seeds on, ``total / sqrt(2)`` for two (their median is their mean); NaN for one seed,
+        whose spread over trainings is unknown, and when no uncertainty is known."""
+        if self.n < 2:
             return math.nan
         return (MEDIAN_EFFICIENCY if self.n >= 3 else 1.0) * self.total / math.sqrt(self.n)
 

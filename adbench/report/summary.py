@@ -29,7 +29,8 @@ class Leader:
 
     Attributes:
         close: the methods whose median is not resolved from the best's (``resolved``).
-        unknown: the methods compared without any known uncertainty (neither side has one).
+        unknown: the methods that cannot be compared: one side's median has no known error.
+        compared: how many other methods were compared with the best.
     """
 
     column: str
@@ -38,15 +39,19 @@ class Leader:
     close: list[str]
     unknown: list[str] = field(default_factory=list)
 
+    compared: int = 0
+
     def text(self) -> str:
         """The column's bullet: the best, then who is not resolved from it, or that it is clear."""
         out = f"{self.column}: **{self.best}** {self.value}"
         if self.close:
-            out += f"; not resolved from it (medians within their errors): {', '.join(self.close)}"
+            out += f"; not resolved from it (medians within 1σ of their difference): {', '.join(self.close)}"
         if self.unknown:
-            out += f"; no uncertainty known to compare with: {', '.join(self.unknown)}"
-        if not self.close and not self.unknown:
-            out += "; ahead of the others by more than the errors of the medians"
+            out += f"; no uncertainty to compare with (one seed or no stored errors): {', '.join(self.unknown)}"
+        if self.compared and not self.close and not self.unknown:
+            out += "; ahead of the others by more than 1σ of the difference of medians"
+        elif not self.compared:
+            out += "; the only method under test here"
         return out
 
 
@@ -93,7 +98,7 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
         others = [(m, resolved(best_row, row)) for m, row in candidates if m != best]
         leaders.append(Leader(titles[col], best, best_row[METRIC].short(),
                               close=[m for m, verdict in others if verdict is False],
-                              unknown=[m for m, verdict in others if verdict is None]))
+                              unknown=[m for m, verdict in others if verdict is None], compared=len(others)))
 
     body = []
     for method in methods:
@@ -109,12 +114,11 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
 def resolved(best: PerformanceRow, other: PerformanceRow) -> bool | None:
     """Whether ``best``'s median max SIC lies above ``other``'s by more than the error of the
     difference (the medians' errors in quadrature, as if independent: conservative, since the
-    methods share the data and test sets); None when neither median has a known error."""
-    a, b = best[METRIC], other[METRIC]
-    errors = [x for x in (a.median_error, b.median_error) if math.isfinite(x)]
-    if not errors:
+    methods share the data and test sets); None when either median has no known error."""
+    a, b = best[METRIC].median_error, other[METRIC].median_error
+    if not (math.isfinite(a) and math.isfinite(b)):
         return None
-    return a.median - b.median > math.hypot(*errors)
+    return best[METRIC].median - other[METRIC].median > math.hypot(a, b)
 
 
 def _cell(row: PerformanceRow | None, idealized: PerformanceRow | None, bold: bool) -> str:

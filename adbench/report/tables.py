@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import numpy as np
 
@@ -73,16 +74,17 @@ def one_configuration(records: list[Record]) -> tuple[list[Record], dict[str, in
     A directory rerun under another configuration of the same method and profile (another template
     size, classifier or thinning, a new dataset version) holds records of both, one per seed each;
     pooling them would count seeds twice and mix settings. The newest configuration is the one with
-    the latest record (timestamp, then file order).
+    the latest finished record (by its timestamp, ties to the later one in the list); only where
+    no record finished, the one with the latest failure.
 
     Returns:
         the records kept (input order) and, per method label, how many were set aside.
     """
     keys = ("dataset", "window", "method", "n_sig")
-    newest: dict[tuple, tuple[tuple[str, int], str]] = {}
+    newest: dict[tuple, tuple[tuple[bool, float, int], str]] = {}
     for index, record in enumerate(records):
         point = tuple(getattr(record, k) for k in keys)
-        when = (record.timestamp, index)
+        when = (record.ok, _seconds(record.timestamp), index)
         if point not in newest or when > newest[point][0]:
             newest[point] = (when, record.config_hash)
     kept, aside = [], defaultdict(int)
@@ -92,6 +94,15 @@ def one_configuration(records: list[Record]) -> tuple[list[Record], dict[str, in
         else:
             aside[record.method] += 1
     return kept, dict(aside)
+
+
+def _seconds(timestamp: str) -> float:
+    """A record's timestamp (``%Y-%m-%dT%H:%M:%S%z``, local time with its offset) as seconds since the
+    epoch; -inf when absent or unreadable."""
+    try:
+        return datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except (TypeError, ValueError):
+        return -math.inf
 
 
 def base_method(label: str) -> str:
