@@ -353,9 +353,9 @@ def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
             doc.paragraph(f"`{dataset}`: no stored histograms at N_sig = {n_sig}.")
 
 
-def _min_bkg_text(rows: list[PerformanceRow]) -> str:
-    """The rows' ``min_bkg`` (``25``, or ``10-25`` where runs differ)."""
-    values = sorted({row.min_bkg for row in rows})
+def _min_bkg_text(items: Sequence[PerformanceRow | Record]) -> str:
+    """The ``min_bkg`` of rows or records (``25``, or ``10-25`` where runs differ)."""
+    values = sorted({item.min_bkg for item in items})
     return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
@@ -407,7 +407,7 @@ def _published(doc: Document, records: list[Record]) -> None:
         doc.table(PERFORMANCE_HEADER, comparison.performance)
         if any("†" in row[4] or "‡" in row[4] for row in comparison.performance):
             doc.paragraph(f"† and ‡ as in the performance tables: a SIC at FPR 1e-3 on fewer than "
-                          f"{_min_bkg_text(performance_rows(records))} test background events, a template smaller than "
+                          f"{_min_bkg_text(records)} test background events, a template smaller than "
                           "the SR data; neither is like for like with the papers.")
     if comparison.timing:
         doc.paragraph("Published times beside adbench's GPU times:")

@@ -38,7 +38,6 @@ class Leader:
     value: str
     close: list[str]
     unknown: list[str] = field(default_factory=list)
-
     compared: int = 0
 
     def text(self) -> str:
