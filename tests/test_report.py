@@ -621,3 +621,31 @@ def test_the_seed_count_says_when_max_sic_rests_on_fewer_seeds(tmp_path, new):
     row = next(r for r in table[1:] if r[0] == "sigma-context" and r[1] == "1000")
     assert row[5] == "3 (max SIC defined in 2)"
     assert all(r[5] == "3" for r in table[1:] if r is not row)
+
+
+def test_the_fraction_of_idealized_pairs_each_seed_with_idealized_at_the_same_seed(new):
+    """Paired fractions: a seed's max SIC over idealized's at that seed, not the ratio of medians."""
+    from adbench.report.summary import paired_fractions
+
+    fractions = paired_fractions(new, "synthetic-small")
+    ideal = {(r.window, r.n_sig, r.seed): r.max_sic for r in new if r.method == "idealized" and r.ok}
+    context = sorted((r for r in new if r.method == "sigma-context" and r.ok and r.n_sig > 0), key=lambda r: r.seed)
+    assert context
+    expected: dict = {}
+    for r in context:
+        if math.isfinite(r.max_sic) and ideal.get((r.window, r.n_sig, r.seed), 0) > 0:
+            expected.setdefault((r.window, r.n_sig), []).append(r.max_sic / ideal[(r.window, r.n_sig, r.seed)])
+    got = {(window, n_sig): v for (method, (_, window, n_sig)), v in fractions.items() if method == "sigma-context"}
+    assert got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(expected[k]) for k in expected)
+    assert not any(method == "idealized" for method, _ in fractions)
+
+    # A seed idealized lacks is left out rather than compared with another seed's idealized.
+    without = [r for r in new if not (r.method == "idealized" and r.seed == context[0].seed)]
+    fewer = paired_fractions(without, "synthetic-small")
+    assert sum(map(len, fewer.values())) < sum(map(len, fractions.values()))
+
+    summary = summary_table(new, "synthetic-small")
+    row = next(row for row in summary.paired if row[0] == "sigma-context")
+    assert len(row) == 1 + len(summary.columns)
+    assert all(re.fullmatch(r"-?\d+% \(-?\d+%--?\d+%, \d seeds\)|-", cell) for cell in row[1:]), row

@@ -194,6 +194,14 @@ def _summary(doc: Document, records: list[Record], dataset: str, several: bool) 
         doc.paragraph("‡ a template smaller than the SR data: where idealized is marked, its held-out background is "
                       "small, it is no upper bound and fractions above 100% are possible.")
     doc.bullets([leader.text() for leader in leaders])
+    if summary.paired:
+        doc.paragraph(
+            "Max SIC as a fraction of idealized's **at the same seed** (the same SR data, test set and classifier "
+            "settings): the median over seeds, in brackets the lowest and highest seed. Pairing takes out how "
+            "easy each seed's signal is to find, which moves every method; the bracketed fraction in the table "
+            "above is the ratio of the two medians instead."
+        )
+        doc.table(["method", *header[1:-1]], summary.paired)
 
 
 def _methods(doc: Document, raw: list[Record], labelled: list[Record]) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from adbench.report.stats import format_percent, format_seconds
 from adbench.report.tables import (
     PerformanceRow,
@@ -63,6 +65,7 @@ class Summary:
     body: list[list[str]]
     columns: list[tuple[str, int]]
     leaders: list[Leader]
+    paired: list[list[str]] = field(default_factory=list)
 
 
 def _column(row: PerformanceRow) -> tuple[float, str, int]:
@@ -107,7 +110,35 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
             cells.append(_cell(row, by_key.get(("idealized", col)), bold.get((method, col), False)))
         cells.append(scan_time(timing.get(method)))
         body.append(cells)
-    return Summary(header, body, [(window, n_sig) for _, window, n_sig in columns], leaders)
+    fractions = paired_fractions(records, dataset)
+    paired = [[method, *(_paired_cell(fractions.get((method, col), [])) for col in columns)]
+              for method in methods if not is_reference(method) and any((method, col) in fractions for col in columns)]
+    return Summary(header, body, [(window, n_sig) for _, window, n_sig in columns], leaders, paired)
+
+
+def paired_fractions(records: list[Record], dataset: str) -> dict[tuple[str, tuple], list[float]]:
+    """Per (method, column): each seed's max SIC divided by idealized's at the same seed, window and
+    N_sig (the same SR data and test set, so a seed whose signal is easy to find counts for both).
+    Seeds where either value is undefined, or idealized's is not positive, are left out."""
+    ok = [r for r in records if r.ok and r.dataset == dataset and r.n_sig > 0]
+    idealized = {(r.window, r.n_sig, r.seed): r.metric(METRIC) for r in ok if r.method == "idealized"}
+    out: dict[tuple[str, tuple], list[float]] = {}
+    for r in sorted(ok, key=lambda r: r.seed):
+        reference = idealized.get((r.window, r.n_sig, r.seed), math.nan)
+        value = r.metric(METRIC)
+        if r.method == "idealized" or not (math.isfinite(value) and math.isfinite(reference) and reference > 0):
+            continue
+        out.setdefault((r.method, (r.window_low, r.window, r.n_sig)), []).append(value / reference)
+    return out
+
+
+def _paired_cell(fractions: list[float]) -> str:
+    """``80% (51%-110%, 5 seeds)``: the median, then the lowest and highest seed."""
+    if not fractions:
+        return "-"
+    if len(fractions) == 1:
+        return f"{fractions[0]:.0%} (1 seed)"
+    return f"{np.median(fractions):.0%} ({min(fractions):.0%}-{max(fractions):.0%}, {len(fractions)} seeds)"
 
 
 def resolved(best: PerformanceRow, other: PerformanceRow) -> bool | None:
