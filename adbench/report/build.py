@@ -343,7 +343,7 @@ def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
         if any(math.isfinite(r.fidelity_auc) for r in mine):
             doc.figure(f"fidelity_{_safe(dataset)}", fig_sensitivity.fidelity(ok, dataset),
                        f"{dataset}: template fidelity AUC per method (0.5 = indistinguishable from the true "
-                       "background), one panel per SR; grey: the calibrated null's ±2σ")
+                       "background), one panel per SR; grey: each method's calibrated null ±2σ")
     doc.heading("Data versus template")
     for dataset in datasets:
         mine = [r for r in ok if r.dataset == dataset]

@@ -148,9 +148,20 @@ def _s_over_b_axis(ax: Any, rows: list[PerformanceRow]) -> None:
     top.tick_params(labelsize=8)
 
 
+def null_sigmas(rows: list[PerformanceRow]) -> dict[str, float]:
+    """Per method, the standard deviation of its fidelity AUC's null (median over its rows): the AUC of
+    two independent true-background samples of the template's distinct size and the test set's."""
+    out: dict[str, list[float]] = {}
+    for row in rows:
+        if math.isfinite(row["fidelity_auc"].stat):
+            out.setdefault(row.method, []).append(row["fidelity_auc"].stat)
+    return {method: float(np.median(values)) for method, values in out.items()}
+
+
 def fidelity(records: list[Record], dataset: str):
     """Template fidelity AUC (template versus true SR background; 0.5 = indistinguishable) per
-    method and N_sig, a panel per SR; the grey band is the calibrated null's +-2 standard deviations."""
+    method and N_sig, a panel per SR; the grey bar behind each method is its calibrated null's +-2
+    standard deviations."""
     ok = [r for r in _select(records, dataset) if math.isfinite(r.fidelity_auc)]
     rows = [row for row in performance_rows(ok) if row["fidelity_auc"].n]
     windows = sorted({(row.window_low, row.window) for row in rows})
@@ -167,11 +178,13 @@ def fidelity(records: list[Record], dataset: str):
         for j, (_, window) in enumerate(windows):
             ax = axes.flat[j]
             in_window = [row for row in rows if row.window == window]
-            nulls = [row["fidelity_auc"].stat for row in in_window if math.isfinite(row["fidelity_auc"].stat)]
-            if nulls:
-                sigma = float(np.median(nulls))
-                ax.axhspan(0.5 - 2 * sigma, 0.5 + 2 * sigma, color="grey", alpha=0.2, lw=0,
-                           label=r"null $\pm 2\sigma$")
+            # Each method's own null: a template of fewer distinct events (RAD-OT's reused pairs) has a wider one.
+            band = null_sigmas(in_window)
+            if band:
+                x = [methods.index(m) for m in band]
+                sigma = np.array(list(band.values()))
+                ax.bar(x, 4 * sigma, bottom=0.5 - 2 * sigma, width=0.8, color="grey", alpha=0.2, lw=0,
+                       label=r"null $\pm 2\sigma$")
             ax.axhline(0.5, color="grey", lw=0.8)
             for i, n_sig in enumerate(n_sigs):
                 picked = [(methods.index(row.method), row) for row in in_window if row.n_sig == n_sig]
