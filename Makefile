@@ -57,6 +57,8 @@ clean:
 # starting tasks that would not finish in time. With a GPU lease shorter than the whole run, call it
 # again until it no longer prints "tasks left" (REFERENCE_GPU_CHUNKS=1: one chunk per call). A chunk
 # that makes no progress (the same task failing again) stops the loop. Reports in reports/<dataset>-gpu/.
+# A task longer than the lease is cut off with it and continues from its last saved epoch on the next
+# call, as long as <output>/resume/ (ignored by git) is still there.
 REFERENCE_GPU_DATASETS ?= synthetic $(if $(wildcard ../shared/data/lhcolike/events_lhcolike.features.h5),lhcolike)
 REFERENCE_GPU_METHODS ?= all
 REFERENCE_GPU_ARGS ?= --profile paper --device cuda --n-sig 1000,3000 --seeds 0,1

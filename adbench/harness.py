@@ -19,6 +19,7 @@ from adbench.data.dataset import Dataset
 from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
+from adbench.models.resume import RESUME_DIR, discard
 from adbench.planning import Plan, Task, WindowTask, make_plan
 from adbench.results import Record, ResultStore
 from adbench.runconfig import (
@@ -85,7 +86,9 @@ def run_benchmark(
     costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"))
     del records
     _warn_overlong(plan, costs, executor.max_time)
-    context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version)
+    # A task cut off (Ctrl-C, a lost worker, a killed process) resumes its trainings from here next time.
+    context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
+                          resume_dir=str((store.directory / RESUME_DIR).resolve()))
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows})
@@ -95,6 +98,8 @@ def run_benchmark(
     finally:
         if bar:
             bar.close()
+    if not summary.left:
+        discard(context.resume_dir)  # the shared fits' saved trainings too: no task needs them now
     return summary
 
 

@@ -28,6 +28,7 @@ from adbench.evaluate import ClassifierEnsemble, auc_null, feature_histograms, t
 from adbench.masses import MassSample, sample_masses
 from adbench.methods.base import BackgroundModel
 from adbench.metrics import bootstrap_errors, downsampled_curve, sensitivity
+from adbench.models.resume import discard, earlier_seconds, resumable, task_directory
 from adbench.planning import FitTask, WindowTask
 from adbench.results import Record
 from adbench.runconfig import MethodSpec, RunConfig, make_model
@@ -89,6 +90,8 @@ class TaskContext:
     Attributes:
         sizes: ``Dataset.sizes()`` seen by the client; a worker that loads different data refuses.
         dataset_version: ``Dataset.version`` seen by the client (the same check).
+        resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
+            one folder per task, removed once the task has its record; empty: nothing is saved.
     """
 
     config: RunConfig
@@ -96,6 +99,7 @@ class TaskContext:
     features: tuple[str, ...]
     sizes: dict[str, Any] = field(default_factory=dict)
     dataset_version: str = ""
+    resume_dir: str = ""
 
 
 _lock = threading.Lock()
@@ -168,14 +172,18 @@ def fit_task(source: Dataset | DatasetRef, task: FitTask, context: TaskContext) 
     announce_start()
     config = context.config
     split = split_for(resolve_dataset(source, context), task.n_sig, task.seed, config.windows)
+    progress_dir = task_directory(context.resume_dir, task.key)
     try:
         model = make_model(task.spec, config.device, task.seed, config.classifier_for(task.spec))
         watch = Stopwatch(config.device)
-        with watch.phase("fit"):
+        with resumable(progress_dir), watch.phase("fit"):
             model.fit(split.data, None)
+            resumed_seconds = earlier_seconds()
     except (MethodFailure, DataError) as error:
+        discard(progress_dir)
         return SharedFit(None, 0.0, task.spec.name, str(error))
-    return SharedFit(model, watch.seconds["fit"], task.spec.name)
+    # The finished trainings stay saved: a later chunk of the scan with windows left reads them back.
+    return SharedFit(model, watch.seconds["fit"] + resumed_seconds, task.spec.name)
 
 
 def window_task(
@@ -197,8 +205,10 @@ def window_task(
             model = _adopt(spec, shared, task, config)
         except (MethodFailure, DataError) as error:
             return failed_record(window, f"shared fit: {error}", common), time.perf_counter() - started
+    progress_dir = task_directory(context.resume_dir, task.key)
     try:
-        record = run_window(spec, model, window, split, config, common)
+        with resumable(progress_dir):
+            record = run_window(spec, model, window, split, config, common)
     except (MethodFailure, DataError) as error:
         record = failed_record(window, str(error), common)
     except (RuntimeError, ValueError, FloatingPointError) as error:
@@ -207,6 +217,7 @@ def window_task(
     else:
         record.time_fit_shared_s = shared.seconds if shared is not None else 0.0
         record.shared_fit_from = task.shared_from
+    discard(progress_dir)
     return record, time.perf_counter() - started
 
 
@@ -281,6 +292,7 @@ def run_window(
         truth = split.truth_in(window) if cls.needs_truth else None
         with watch.phase("fit"):
             model.fit(split.data, window, truth)
+        watch.seconds["fit"] += earlier_seconds()  # an interrupted attempt's training, resumed here
     assert model is not None
 
     record = Record(

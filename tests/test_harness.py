@@ -220,3 +220,114 @@ def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, 
 def test_run_settings_that_would_give_nan_metrics_are_config_errors(tmp_path, option, value, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
         RunConfig(methods=[], windows=[], n_sigs=[0], seeds=[0], output=tmp_path, **{option: value})
+
+
+class _Trains(BackgroundModel):
+    """Per window, two short trainings through the shared loop (a stand-in for R-ANODE's background and
+    signal fits), 16 steps per epoch; after ``interrupt_after`` steps a KeyboardInterrupt, once, as a Ctrl-C."""
+
+    name = "trains-toy"
+    per_window = True
+    steps = 0
+    interrupt_after: int | None = None
+
+    @dataclass(frozen=True)
+    class Settings:
+        tag: str = "x"
+
+    def fit(self, events, window, truth=None):
+        import torch
+
+        from adbench.models.training import TrainConfig, train_module
+
+        sr = events.in_range(window.low, window.high) if window is not None else events
+        x = torch.as_tensor(sr.x[:2000, :2], dtype=torch.float32)
+        y = torch.as_tensor(sr.x[:2000, 2:3], dtype=torch.float32)
+        self.weights_ = []
+        for training in (1, 2):
+            def loss(module, batch, training=training):
+                cls = type(self)
+                cls.steps += 1
+                if cls.interrupt_after is not None and cls.steps > cls.interrupt_after:
+                    cls.interrupt_after = None
+                    raise KeyboardInterrupt
+                return (module(batch[0]) - batch[1]).pow(2).mean()
+
+            def check(module, data):
+                with torch.no_grad():
+                    return float((module(data[0]) - data[1]).pow(2).mean())
+
+            trained = train_module(lambda: torch.nn.Linear(2, 1), (x[:1600], y[:1600]), (x[1600:], y[1600:]),
+                                   loss, check, TrainConfig(epochs=2, batch_size=100, keep_best=1),
+                                   seed=training, device="cpu", label=f"toy{training}")
+            self.weights_.append(trained.module.weight.detach().clone())
+        self.events_ = events
+        return self
+
+    def sample(self, masses, window):
+        sr = self.events_.in_range(window.low, window.high)
+        return sr.x[np.random.default_rng(0).integers(0, len(sr), len(masses))]
+
+
+def test_a_task_cut_off_mid_training_resumes_its_trainings(tmp_path, small_dataset, monkeypatch):
+    """Ctrl-C in the second training of a task: the run stops, the first training's progress and the
+    second's last save stay in <output>/resume/; the rerun reads the first back, continues the second
+    from its save (fewer steps than a whole fit), reports the whole fit's time, and leaves no resume folder."""
+    monkeypatch.setitem(registry._REGISTRY, _Trains.name, _Trains)
+    monkeypatch.setattr("adbench.models.training.SAVE_EVERY_S", 0.0)
+    cfg = config(tmp_path, ["idealized"])
+    cfg.methods = [spec(_Trains)]
+    _Trains.steps, _Trains.interrupt_after = 0, 2 * 16 + 16 + 3  # 3 steps into the second training's epoch 2
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(small_dataset, cfg)
+    saved = sorted(p.name for p in (tmp_path / "resume").rglob("*.pt"))
+    assert saved == ["01-toy1.pt", "02-toy2.pt"]
+    assert not ResultStore(tmp_path).load()
+
+    _Trains.steps = 0
+    run_benchmark(small_dataset, cfg)
+    assert _Trains.steps == 16  # the second training's epoch 2 only: the rest was read back
+    (record,) = ResultStore(tmp_path).load()
+    assert record.ok and record.time_fit_window_s > 0
+    assert not (tmp_path / "resume").exists()
+
+    # The same task uninterrupted, in another directory: the same trainings, so the same template source.
+    other = config(tmp_path / "whole", ["idealized"])
+    other.methods = [spec(_Trains)]
+    _Trains.steps = 0
+    run_benchmark(small_dataset, other)
+    assert _Trains.steps == 2 * 2 * 16
+    (whole,) = ResultStore(tmp_path / "whole").load()
+    assert whole.max_sic == record.max_sic
+
+
+def test_a_shared_fit_stays_saved_until_no_window_needs_it(tmp_path, small_dataset, monkeypatch):
+    """A time-boxed chunk that leaves windows of a shared fit keeps the fit's finished trainings, and the
+    next chunk reads them back instead of training again; the last chunk removes them."""
+    from adbench.executors.local import LocalExecutor
+
+    class SharedTrains(_Trains):
+        name = "shared-trains-toy"
+        per_window = False
+
+        def fit_signature(self):
+            return "trains"
+
+        def share_fit_from(self, other):
+            self.events_ = other.events_
+            return self
+
+    monkeypatch.setitem(registry._REGISTRY, SharedTrains.name, SharedTrains)
+    cfg = config(tmp_path, ["idealized"])
+    cfg.methods = [spec(SharedTrains)]
+    cfg.windows = [Window(3.3, 3.7), Window(3.5, 3.9)]
+    SharedTrains.steps, SharedTrains.interrupt_after = 0, None
+    first = run_benchmark(small_dataset, cfg, executor=LocalExecutor(max_time=1e-3))
+    assert (first.finished, first.left) == (1, 1) and SharedTrains.steps == 2 * 2 * 16
+    assert len(list((tmp_path / "resume").rglob("*.pt"))) == 2
+    SharedTrains.steps = 0
+    second = run_benchmark(small_dataset, cfg)
+    assert (second.finished, second.left) == (1, 0) and SharedTrains.steps == 0
+    records = ResultStore(tmp_path).load()
+    assert records[1].ok and records[1].time_fit_shared_s > 0  # the earlier attempt's training seconds
+    assert not (tmp_path / "resume").exists()

@@ -12,6 +12,8 @@ rest, the same way for all of them:
   equal-weight mixture, evaluated in chunks without gradients.
 - ``save_checkpoint`` / ``load_checkpoint``: JSON metadata plus plain ``state_dict`` tensors (loadable
   with ``weights_only=True``), never pickled modules.
+- Inside a harness task (``adbench.models.resume.resumable``) the epoch loop saves its whole state
+  now and then and when it ends, and an interrupted task run again continues from the last save.
 
 Divergence policy: an epoch whose training or validation loss is not finite ends the training
 (``stopped = "diverged"``); the checkpoints kept so far are used. If no epoch was finite, the fit
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
+from adbench.models.resume import SAVE_EVERY_S, next_progress_file
 from adbench.progress import progress
 
 if TYPE_CHECKING:
@@ -270,7 +273,7 @@ def train_module(
         torch.manual_seed(seed)
         module = build().to(torch_device)
         trained = _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda, label)
-    trained.record.seconds = time.perf_counter() - started
+    trained.record.seconds += time.perf_counter() - started  # plus an interrupted attempt's, if resumed
     return trained
 
 
@@ -297,8 +300,20 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     record = TrainingRecord(n_train=n, n_val=len(val_data[0]))
     kept: list[tuple[float, int, dict[str, Any]]] = []  # (metric, epoch, state), best first
     since_best = 0
+    first_epoch, finished = 1, False
+    saver = next_progress_file(label, _fingerprint(module, train_data, val_data, config, seed, label))
+    resumed = saver.load(train_data[0].device) if saver is not None else None
+    if resumed is not None:
+        first_epoch, finished, since_best, record, kept = _restore(
+            resumed, module, optimizer, scheduler, averaged, generator, cuda)
+    earlier, started, last_save = record.seconds, time.perf_counter(), time.perf_counter()
+
+    def save(done: bool) -> None:
+        saver.save(_progress(epoch, done, since_best, record, kept, module, optimizer, scheduler, averaged,
+                             generator, cuda, earlier + time.perf_counter() - started))
+
     with progress(f"{label} epochs", config.epochs) as tick:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first_epoch, 0 if finished else config.epochs + 1):
             module.train()
             permutation = torch.randperm(n, generator=generator).to(train_data[0].device)
             total = torch.zeros((), device=train_data[0].device)
@@ -334,6 +349,13 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
                 if config.patience is not None and since_best >= config.patience:
                     record.stopped = "patience"
                     break
+            if saver is not None and time.perf_counter() - last_save >= SAVE_EVERY_S:
+                save(done=False)
+                last_save = time.perf_counter()
+    record.seconds = earlier
+    if saver is not None and not finished:
+        epoch = record.epochs_run
+        save(done=True)
     if not kept:
         raise MethodFailure(
             f"{label} training diverged at epoch {record.epochs_run} (training loss {record.train_losses[-1]}, "
@@ -345,6 +367,50 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     module.load_state_dict(states[0])
     module.eval()
     return Trained(module, states, record)
+
+
+def _fingerprint(module, train_data, val_data, config: TrainConfig, seed: int, label: str) -> str:
+    """What a saved training must match to be taken over: model, data sizes, configuration, seed."""
+    shapes = [tuple(value.shape) for value in module.state_dict().values()]
+    sizes = [tuple(t.shape) for t in (*train_data, *val_data)]
+    return f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}"
+
+
+def _progress(epoch, done, since_best, record, kept, module, optimizer, scheduler, averaged, generator, cuda,
+              seconds) -> dict[str, Any]:
+    """Everything the epoch loop needs to go on after ``epoch`` (``resume.ProgressFile.save``)."""
+    import torch
+
+    return {
+        "epoch": epoch, "done": done, "since_best": since_best, "seconds": seconds,
+        "record": {k: v for k, v in record.__dict__.items() if k != "seconds"},
+        "kept": [[loss, kept_epoch, state] for loss, kept_epoch, state in kept],
+        "module": module.state_dict(), "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "averaged": averaged.state_dict() if averaged is not None else None,
+        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
+    }
+
+
+def _restore(saved, module, optimizer, scheduler, averaged, generator, cuda):
+    """Load ``_progress``'s dict into the loop's objects; returns (first epoch to run, finished,
+    since_best, record, kept)."""
+    import torch
+
+    module.load_state_dict(saved["module"])
+    optimizer.load_state_dict(saved["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(saved["scheduler"])
+    if averaged is not None:
+        averaged.load_state_dict(saved["averaged"])
+    generator.set_state(saved["generator"].cpu())
+    torch.set_rng_state(saved["torch_rng"].cpu())
+    if cuda and saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"].cpu())
+    record = TrainingRecord(**saved["record"], seconds=float(saved["seconds"]))
+    kept = [(float(loss), int(epoch), state) for loss, epoch, state in saved["kept"]]
+    return saved["epoch"] + 1, bool(saved["done"]), int(saved["since_best"]), record, kept
 
 
 def _keep(

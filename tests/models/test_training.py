@@ -18,6 +18,7 @@ from adbench.models.training import (  # noqa: E402
     _lr_factor,
     load_checkpoint,
     save_checkpoint,
+    steps_per_epoch,
     train_module,
     validation_split,
 )
@@ -214,3 +215,82 @@ def test_chunked_sum_and_kept_log_prob_do_not_depend_on_the_chunk():
     for chunk in (3, 200):
         got = kept_log_prob(module, states, lambda s: module(x[s, None])[:, 0], len(x), chunk, torch.device("cpu"))
         assert np.allclose(got, expected.numpy())
+
+
+# --------------------------------------------------------------------------- resuming an interrupted training
+class Interrupted(Exception):
+    """Stands in for a killed process: raised from inside the loss, mid-epoch."""
+
+
+def noisy_mse(module, batch):
+    """The loss draws from the global torch RNG, as flow matching's time and noise draws do."""
+    x, y = batch
+    return (module(x) - y - 0.05 * torch.randn_like(y)).pow(2).mean()
+
+
+def interrupting(after_steps: int):
+    calls = {"n": 0}
+
+    def loss(module, batch):
+        calls["n"] += 1
+        if calls["n"] > after_steps:
+            raise Interrupted
+        return noisy_mse(module, batch)
+    return loss, calls
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(epochs=6, batch_size=128, lr=3e-2, keep_best=3, schedule="cosine", ema_decay=0.9),
+    TrainConfig(epochs=6, batch_size=128, lr=3e-2, keep_best=2, schedule="plateau", optimizer="adam"),
+    TrainConfig(epochs=6, batch_size=128, lr=3e-2, keep_best=2, schedule="onecycle"),
+], ids=["cosine-ema", "plateau", "onecycle"])
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, config):
+    """Killed in the middle of epoch 4 (progress saved after every epoch here), the training run again
+    in the same task folder goes on after epoch 3 and ends with the weights, kept epochs and losses of
+    an uninterrupted run: optimiser, schedule, EMA, batch order and the loss's RNG draws all restored."""
+    from adbench.models import resume
+
+    monkeypatch.setattr("adbench.models.training.SAVE_EVERY_S", 0.0)
+    whole = fit(config, loss=noisy_mse)
+    steps = steps_per_epoch(1600, config)
+    loss, _ = interrupting(after_steps=3 * steps + 5)
+    with resume.resumable(tmp_path), pytest.raises(Interrupted):
+        fit(config, loss=loss)
+    assert [p.name for p in tmp_path.iterdir()] == ["01-toy.pt"]
+    counted, calls = interrupting(after_steps=10**9)
+    with resume.resumable(tmp_path):
+        again = fit(config, loss=counted)
+        assert resume.earlier_seconds() > 0
+    assert calls["n"] == (config.epochs - 3) * steps  # epochs 4-6 only
+    assert again.record.val_losses == whole.record.val_losses
+    assert again.record.train_losses == whole.record.train_losses
+    assert again.record.kept_epochs == whole.record.kept_epochs
+    for a, b in zip(again.states, whole.states, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # Finished now: run once more, it is read back without a single training step.
+    untouched, calls = interrupting(after_steps=0)
+    with resume.resumable(tmp_path):
+        read_back = fit(config, loss=untouched)
+    assert calls["n"] == 0 and read_back.record.val_losses == whole.record.val_losses
+    assert torch.equal(read_back.module.weight, whole.module.weight)
+
+
+def test_each_training_of_a_task_has_its_own_progress_and_a_foreign_one_is_ignored(tmp_path):
+    """Two trainings in one task save to files numbered in order; a file another training saved (other
+    configuration) is not taken over; without a scope nothing is written."""
+    from adbench.models import resume
+
+    config = TrainConfig(epochs=2, batch_size=256)
+    with resume.resumable(tmp_path):
+        fit(config)
+        fit(config, seed=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01-toy.pt", "02-toy.pt"]
+    other = TrainConfig(epochs=3, batch_size=256)
+    with resume.resumable(tmp_path):
+        trained = fit(other)
+    assert trained.record.epochs_run == 3 and trained.record.val_losses == fit(other).record.val_losses
+    resume.discard(tmp_path)
+    assert not tmp_path.exists()
+    fit(config)
+    assert not tmp_path.exists()

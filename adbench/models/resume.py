@@ -1,0 +1,125 @@
+"""Trainings that survive an interruption.
+
+A harness task runs inside ``resumable(directory)``. Each training of the task (``train_module``; a
+task may train several models, e.g. R-ANODE's background flow and its signal splits) gets the next
+progress file of that directory, in the order the task trains them, and saves into it, at most every
+``SAVE_EVERY_S`` seconds and once when it ends, everything its epoch loop needs to go on exactly where
+it stopped: weights, optimiser, schedule, the moving average, the kept epochs, the batch-order
+generator and the torch RNG. When the task is run again after a crash, a lost worker, a Ctrl-C or a
+time limit that killed the process, its finished trainings are read back instead of repeated and the
+interrupted one continues from its last save, to the same weights as an uninterrupted run.
+
+A window task removes its folder once it has a record (finished, or failed as a method); a shared
+fit keeps its finished trainings until the run has no task left, so that the next chunk of a
+time-boxed scan reads them back instead of training again. Outside a scope (tests, the Python API)
+nothing is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Seconds of training between two saves (and a save whenever a training ends).
+SAVE_EVERY_S = 60.0
+#: The folder of a run directory that holds the progress of its unfinished tasks.
+RESUME_DIR = "resume"
+
+
+@dataclass
+class _Scope:
+    directory: Path
+    trainings: int = 0
+    earlier_seconds: float = 0.0  # training seconds of earlier attempts taken over
+
+
+_current: ContextVar[_Scope | None] = ContextVar("adbench_resume_scope", default=None)
+
+
+@contextmanager
+def resumable(directory: str | Path | None) -> Iterator[None]:
+    """Let the trainings inside save and resume their progress in ``directory`` (None: do nothing)."""
+    if directory is None:
+        yield
+        return
+    token = _current.set(_Scope(Path(directory)))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def earlier_seconds() -> float:
+    """Training seconds spent by earlier, interrupted attempts of this task on the trainings it read
+    back: add them to the task's fit time, so that a resumed fit reports what the whole fit cost."""
+    scope = _current.get()
+    return scope.earlier_seconds if scope is not None else 0.0
+
+
+def discard(directory: str | Path | None) -> None:
+    """Remove a task's progress files (it has its record now)."""
+    if directory is not None:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def task_directory(root: str, task_key: str) -> Path | None:
+    """The progress folder of one task under the run's ``root`` (None when the run keeps none)."""
+    if not root:
+        return None
+    return Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", task_key)
+
+
+class ProgressFile:
+    """The progress of one training: ``load`` what an earlier attempt saved, ``save`` this one's."""
+
+    def __init__(self, scope: _Scope, path: Path, fingerprint: str) -> None:
+        self.scope, self.path, self.fingerprint = scope, path, fingerprint
+
+    def load(self, device: Any) -> dict[str, Any] | None:
+        """The saved progress of this training, or None (nothing saved, or saved by another training:
+        a different model, data, seed or configuration, which is then started afresh)."""
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            saved = torch.load(self.path, map_location=device, weights_only=True)
+        except (OSError, RuntimeError, ValueError, EOFError) as error:
+            log.warning("%s: unreadable progress file (%s); training from the start", self.path, error)
+            return None
+        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+            log.warning("%s: saved by another training; training from the start", self.path)
+            return None
+        self.scope.earlier_seconds += float(saved["seconds"])
+        log.info("%s: resuming after epoch %d", self.path, saved["epoch"])
+        return saved
+
+    def save(self, progress: dict[str, Any]) -> None:
+        """Write ``progress`` (plain tensors, numbers, lists and dicts) atomically: an interruption
+        while writing leaves the last complete save."""
+        import torch
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        torch.save({"fingerprint": self.fingerprint, **progress}, partial)
+        os.replace(partial, self.path)
+
+
+def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:
+    """The progress file of the next training of the current task (None outside a scope)."""
+    scope = _current.get()
+    if scope is None:
+        return None
+    scope.trainings += 1
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
+    return ProgressFile(scope, scope.directory / f"{scope.trainings:02d}-{name}.pt", fingerprint)
