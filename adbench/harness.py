@@ -19,7 +19,7 @@ from adbench.data.dataset import Dataset
 from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
-from adbench.models.resume import RESUME_DIR, discard
+from adbench.models.resume import RESUME_DIR, discard, task_directory
 from adbench.planning import Plan, Task, WindowTask, make_plan
 from adbench.results import Record, ResultStore
 from adbench.runconfig import (
@@ -91,14 +91,14 @@ def run_benchmark(
                           resume_dir=str((store.directory / RESUME_DIR).resolve()))
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
-    sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows})
+    sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)
     try:
         if plan.tasks:
             summary.left = executor.run(plan, dataset, context, costs, sink)
     finally:
         if bar:
             bar.close()
-    if not summary.left:
+    if not summary.left and not summary.failed:
         discard(context.resume_dir)  # the shared fits' saved trainings too: no task needs them now
     return summary
 
@@ -106,8 +106,10 @@ def run_benchmark(
 class _Writer:
     """The one writer: appends each record to the store as the executor hands it over."""
 
-    def __init__(self, store: ResultStore, summary: RunSummary, bar: Any, tasks: dict[str, WindowTask]) -> None:
+    def __init__(self, store: ResultStore, summary: RunSummary, bar: Any, tasks: dict[str, WindowTask],
+                 resume_dir: str = "") -> None:
         self.store, self.summary, self.bar, self.tasks = store, summary, bar, tasks
+        self.resume_dir = resume_dir
 
     def started(self, task: Task) -> None:
         if self.bar:
@@ -118,6 +120,8 @@ class _Writer:
         assert record.key == task.record_key, (record.key, task.record_key)
         self.store.append(record)
         if record.ok:
+            # Only now, the record safe: a failed task is tried again next run and resumes its trainings.
+            discard(task_directory(self.resume_dir, task.key))
             self.summary.finished += 1
         else:
             self.summary.failed += 1

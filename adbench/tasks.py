@@ -28,7 +28,7 @@ from adbench.evaluate import ClassifierEnsemble, auc_null, feature_histograms, t
 from adbench.masses import MassSample, sample_masses
 from adbench.methods.base import BackgroundModel
 from adbench.metrics import bootstrap_errors, downsampled_curve, sensitivity
-from adbench.models.resume import discard, earlier_seconds, resumable, task_directory
+from adbench.models.resume import earlier_seconds, resumable, task_directory
 from adbench.planning import FitTask, WindowTask
 from adbench.results import Record
 from adbench.runconfig import MethodSpec, RunConfig, make_model
@@ -180,9 +180,9 @@ def fit_task(source: Dataset | DatasetRef, task: FitTask, context: TaskContext) 
             model.fit(split.data, None)
             resumed_seconds = earlier_seconds()
     except (MethodFailure, DataError) as error:
-        discard(progress_dir)
         return SharedFit(None, 0.0, task.spec.name, str(error))
-    # The finished trainings stay saved: a later chunk of the scan with windows left reads them back.
+    # The finished trainings stay saved (the harness removes them when the run leaves no task): a later
+    # chunk of the scan with windows left reads them back.
     return SharedFit(model, watch.seconds["fit"] + resumed_seconds, task.spec.name)
 
 
@@ -206,9 +206,11 @@ def window_task(
         except (MethodFailure, DataError) as error:
             return failed_record(window, f"shared fit: {error}", common), time.perf_counter() - started
     progress_dir = task_directory(context.resume_dir, task.key)
+    resumed = 0.0
     try:
         with resumable(progress_dir):
             record = run_window(spec, model, window, split, config, common)
+            resumed = earlier_seconds()
     except (MethodFailure, DataError) as error:
         record = failed_record(window, str(error), common)
     except (RuntimeError, ValueError, FloatingPointError) as error:
@@ -217,8 +219,8 @@ def window_task(
     else:
         record.time_fit_shared_s = shared.seconds if shared is not None else 0.0
         record.shared_fit_from = task.shared_from
-    discard(progress_dir)
-    return record, time.perf_counter() - started
+    # The cost of the whole task, an interrupted attempt's training included (the time box learns it).
+    return record, time.perf_counter() - started + resumed
 
 
 def _adopt(spec: MethodSpec, shared: SharedFit, task: WindowTask, config: RunConfig) -> BackgroundModel:
@@ -294,6 +296,7 @@ def run_window(
             model.fit(split.data, window, truth)
         watch.seconds["fit"] += earlier_seconds()  # an interrupted attempt's training, resumed here
     assert model is not None
+    resumed_in_fit = earlier_seconds()
 
     record = Record(
         window=window.name, window_low=window.low, window_high=window.high,
@@ -305,6 +308,7 @@ def run_window(
         with watch.phase("sample"):
             masses = template_masses(spec, split, window, n_template)
             template = np.asarray(model.sample(masses.masses, window))
+        watch.seconds["sample"] += earlier_seconds() - resumed_in_fit  # a training inside sample (CURTAINs)
         _check_template(template, sr_data, spec.name)
         sources = model.template_sources()
         with watch.phase("classify"):

@@ -230,6 +230,7 @@ class _Trains(BackgroundModel):
     per_window = True
     steps = 0
     interrupt_after: int | None = None
+    fail_in_sample = False
 
     @dataclass(frozen=True)
     class Settings:
@@ -265,6 +266,8 @@ class _Trains(BackgroundModel):
         return self
 
     def sample(self, masses, window):
+        if type(self).fail_in_sample:
+            raise RuntimeError("out of memory (test)")
         sr = self.events_.in_range(window.low, window.high)
         return sr.x[np.random.default_rng(0).integers(0, len(sr), len(masses))]
 
@@ -330,4 +333,22 @@ def test_a_shared_fit_stays_saved_until_no_window_needs_it(tmp_path, small_datas
     assert (second.finished, second.left) == (1, 0) and SharedTrains.steps == 0
     records = ResultStore(tmp_path).load()
     assert records[1].ok and records[1].time_fit_shared_s > 0  # the earlier attempt's training seconds
+    assert not (tmp_path / "resume").exists()
+
+
+def test_a_failed_task_keeps_its_trainings_for_the_retry(tmp_path, small_dataset, monkeypatch):
+    """A task that fails after its fit (an out-of-memory error while sampling) is recorded as failed and
+    tried again by the next run, which reads its finished trainings back instead of training again."""
+    monkeypatch.setitem(registry._REGISTRY, _Trains.name, _Trains)
+    cfg = config(tmp_path, ["idealized"])
+    cfg.methods = [spec(_Trains)]
+    _Trains.steps, _Trains.interrupt_after, _Trains.fail_in_sample = 0, None, True
+    try:
+        first = run_benchmark(small_dataset, cfg)
+    finally:
+        _Trains.fail_in_sample = False
+    assert first.failed == 1 and len(list((tmp_path / "resume").rglob("*.pt"))) == 2
+    _Trains.steps = 0
+    second = run_benchmark(small_dataset, cfg)
+    assert second.finished == 1 and _Trains.steps == 0
     assert not (tmp_path / "resume").exists()

@@ -4,8 +4,9 @@ writer of results.jsonl.
 - A shared fit runs as one Dask task; its result (the fitted model) stays in the memory of the
   worker that computed it and is passed to the window tasks that use it as a Dask future. Dask runs
   them where the model is when it can, or copies the model to another worker (a pickle of the
-  torch state: a few MB); nothing is written to disk, and no worker ever receives the data arrays
-  from the client.
+  torch state: a few MB); no worker ever receives the data arrays from the client. The workers write
+  only their trainings' progress, to ``<output>/resume/`` (``adbench.models.resume``); a worker that
+  cannot write there warns once per training and goes on without.
 - The dataset travels as a ``DatasetRef`` (each worker process loads it once) or, from the Python
   API, as one scattered copy per worker.
 - A task whose worker is lost while it runs (killed, preempted) is run once more on another worker;

@@ -9,18 +9,21 @@ generator and the torch RNG. When the task is run again after a crash, a lost wo
 time limit that killed the process, its finished trainings are read back instead of repeated and the
 interrupted one continues from its last save, to the same weights as an uninterrupted run.
 
-A window task removes its folder once it has a record (finished, or failed as a method); a shared
-fit keeps its finished trainings until the run has no task left, so that the next chunk of a
-time-boxed scan reads them back instead of training again. Outside a scope (tests, the Python API)
-nothing is saved.
+The harness removes a window task's folder once its finished record is written; a failed task, which
+the next run tries again, keeps it, and a shared fit keeps its finished trainings until the run ends
+with no task left or failed, so that the next chunk of a time-boxed scan reads them back instead of
+training again. The progress of a training is only taken over by the same training (model, data sizes,
+configuration, seed, device, torch version). Outside a scope (tests, the Python API) nothing is saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -84,6 +87,7 @@ class ProgressFile:
 
     def __init__(self, scope: _Scope, path: Path, fingerprint: str) -> None:
         self.scope, self.path, self.fingerprint = scope, path, fingerprint
+        self.broken = False
 
     def load(self, device: Any) -> dict[str, Any] | None:
         """The saved progress of this training, or None (nothing saved, or saved by another training:
@@ -94,7 +98,7 @@ class ProgressFile:
             return None
         try:
             saved = torch.load(self.path, map_location=device, weights_only=True)
-        except (OSError, RuntimeError, ValueError, EOFError) as error:
+        except Exception as error:  # noqa: BLE001 - any damaged file means: train from the start
             log.warning("%s: unreadable progress file (%s); training from the start", self.path, error)
             return None
         if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
@@ -106,13 +110,23 @@ class ProgressFile:
 
     def save(self, progress: dict[str, Any]) -> None:
         """Write ``progress`` (plain tensors, numbers, lists and dicts) atomically: an interruption
-        while writing leaves the last complete save."""
+        while writing leaves the last complete save. A folder that cannot be written (a full disk, a
+        Dask worker that does not see the client's output folder) costs only the resumption: the
+        training goes on, saving nothing more, after one warning."""
         import torch
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".partial")
-        torch.save({"fingerprint": self.fingerprint, **progress}, partial)
-        os.replace(partial, self.path)
+        if self.broken:
+            return
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"fingerprint": self.fingerprint, **progress}, partial)
+            os.replace(partial, self.path)
+        except (OSError, RuntimeError) as error:
+            self.broken = True
+            log.warning("%s: cannot save the training's progress (%s); it goes on without", self.path, error)
+            with contextlib.suppress(OSError):
+                partial.unlink()
 
 
 def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:

@@ -349,7 +349,7 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
                 if config.patience is not None and since_best >= config.patience:
                     record.stopped = "patience"
                     break
-            if saver is not None and time.perf_counter() - last_save >= SAVE_EVERY_S:
+            if saver is not None and epoch < config.epochs and time.perf_counter() - last_save >= SAVE_EVERY_S:
                 save(done=False)
                 last_save = time.perf_counter()
     record.seconds = earlier
@@ -371,9 +371,21 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
 
 def _fingerprint(module, train_data, val_data, config: TrainConfig, seed: int, label: str) -> str:
     """What a saved training must match to be taken over: model, data sizes, configuration, seed."""
+    import torch
+
     shapes = [tuple(value.shape) for value in module.state_dict().values()]
     sizes = [tuple(t.shape) for t in (*train_data, *val_data)]
-    return f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}"
+    device = train_data[0].device
+    return f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}|{device}|torch {torch.__version__}"
+
+
+def module_device(module) -> Any:
+    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
+    import torch
+
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _progress(epoch, done, since_best, record, kept, module, optimizer, scheduler, averaged, generator, cuda,
@@ -389,7 +401,7 @@ def _progress(epoch, done, since_best, record, kept, module, optimizer, schedule
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "averaged": averaged.state_dict() if averaged is not None else None,
         "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state() if cuda else None,
+        "cuda_rng": torch.cuda.get_rng_state(module_device(module)) if cuda else None,
     }
 
 
@@ -407,7 +419,7 @@ def _restore(saved, module, optimizer, scheduler, averaged, generator, cuda):
     generator.set_state(saved["generator"].cpu())
     torch.set_rng_state(saved["torch_rng"].cpu())
     if cuda and saved["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(saved["cuda_rng"].cpu())
+        torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), module_device(module))
     record = TrainingRecord(**saved["record"], seconds=float(saved["seconds"]))
     kept = [(float(loss), int(epoch), state) for loss, epoch, state in saved["kept"]]
     return saved["epoch"] + 1, bool(saved["done"]), int(saved["since_best"]), record, kept

@@ -294,3 +294,23 @@ def test_each_training_of_a_task_has_its_own_progress_and_a_foreign_one_is_ignor
     assert not tmp_path.exists()
     fit(config)
     assert not tmp_path.exists()
+
+
+def test_a_folder_that_cannot_be_written_costs_only_the_resumption(tmp_path, caplog):
+    """Saving into a path under a file (as on a worker that cannot see the output folder) warns and the
+    training goes on to the result it has without a scope; a damaged save is ignored, not a crash."""
+    from adbench.models import resume
+
+    config = TrainConfig(epochs=2, batch_size=256)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with resume.resumable(blocker / "task"):
+        trained = fit(config)
+    assert trained.record.val_losses == fit(config).record.val_losses
+    assert "cannot save" in caplog.text
+    folder = tmp_path / "task"
+    folder.mkdir()
+    (folder / "01-toy.pt").write_bytes(b"\x00garbage")
+    with resume.resumable(folder):
+        again = fit(config)
+    assert again.record.val_losses == trained.record.val_losses and "unreadable" in caplog.text
