@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
+from adbench.models.checkpoints import load_checkpoint, save_checkpoint
 from adbench.models.training import (
     TrainConfig,
     TrainingRecord,
     chunked_sum,
     kept_log_prob,
-    load_checkpoint,
     rng_devices,
-    save_checkpoint,
     train_module,
     validation_split,
 )

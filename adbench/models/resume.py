@@ -137,3 +137,70 @@ def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:
     scope.trainings += 1
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
     return ProgressFile(scope, scope.directory / f"{scope.trainings:02d}-{name}.pt", fingerprint)
+
+
+def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str) -> str:
+    """What a saved training must match to be taken over: model, data sizes, configuration, seed,
+    device and torch version."""
+    import torch
+
+    shapes = [tuple(value.shape) for value in module.state_dict().values()]
+    sizes = [tuple(t.shape) for t in tensors]
+    return (f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}|{tensors[0].device}"
+            f"|torch {torch.__version__}")
+
+
+def module_device(module: Any) -> Any:
+    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
+    import torch
+
+    for tensor in (*module.parameters(), *module.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+@dataclass
+class LoopState:
+    """The objects of one epoch loop whose state a save holds (``scheduler`` and ``averaged`` may be None)."""
+
+    module: Any
+    optimizer: Any
+    scheduler: Any
+    averaged: Any
+    generator: Any
+    cuda: bool
+
+    def snapshot(self, epoch: int, done: bool, since_best: int, record: Any, kept: list, seconds: float) -> dict:
+        """Everything the loop needs to go on after ``epoch`` (for ``ProgressFile.save``); ``record`` is
+        the loop's ``TrainingRecord``, ``kept`` its (metric, epoch, state) list."""
+        import torch
+
+        return {
+            "epoch": epoch, "done": done, "since_best": since_best, "seconds": seconds,
+            "record": {k: v for k, v in vars(record).items() if k != "seconds"},
+            "kept": [list(item) for item in kept],
+            "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "averaged": self.averaged.state_dict() if self.averaged is not None else None,
+            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(module_device(self.module)) if self.cuda else None,
+        }
+
+    def restore(self, saved: dict) -> tuple[int, bool, int, dict, list]:
+        """Load a ``snapshot`` into the loop's objects; returns (first epoch to run, finished,
+        since_best, the record's fields with its seconds, kept)."""
+        import torch
+
+        self.module.load_state_dict(saved["module"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(saved["averaged"])
+        self.generator.set_state(saved["generator"].cpu())
+        torch.set_rng_state(saved["torch_rng"].cpu())
+        if self.cuda and saved["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), module_device(self.module))
+        fields = {**saved["record"], "seconds": float(saved["seconds"])}
+        kept = [(float(loss), int(epoch), state) for loss, epoch, state in saved["kept"]]
+        return saved["epoch"] + 1, bool(saved["done"]), int(saved["since_best"]), fields, kept

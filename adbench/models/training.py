@@ -10,8 +10,7 @@ rest, the same way for all of them:
   the same on every device), the keep-best checkpoints, patience, the divergence policy, progress.
 - ``chunked_sum`` and ``kept_log_prob``: validation metrics and the density of the kept checkpoints'
   equal-weight mixture, evaluated in chunks without gradients.
-- ``save_checkpoint`` / ``load_checkpoint``: JSON metadata plus plain ``state_dict`` tensors (loadable
-  with ``weights_only=True``), never pickled modules.
+- Trained models are written and read by ``adbench.models.checkpoints``.
 - Inside a harness task (``adbench.models.resume.resumable``) the epoch loop saves its whole state
   now and then and when it ends, and an interrupted task run again continues from the last save.
 
@@ -23,18 +22,16 @@ fails with ``MethodFailure`` and the harness records the task as failed.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
-from adbench.models.resume import SAVE_EVERY_S, next_progress_file
+from adbench.models.resume import SAVE_EVERY_S, LoopState, fingerprint, next_progress_file
 from adbench.progress import progress
 
 if TYPE_CHECKING:
@@ -301,16 +298,16 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     kept: list[tuple[float, int, dict[str, Any]]] = []  # (metric, epoch, state), best first
     since_best = 0
     first_epoch, finished = 1, False
-    saver = next_progress_file(label, _fingerprint(module, train_data, val_data, config, seed, label))
+    state = LoopState(module, optimizer, scheduler, averaged, generator, cuda)
+    saver = next_progress_file(label, fingerprint(module, (*train_data, *val_data), config, seed, label))
     resumed = saver.load(train_data[0].device) if saver is not None else None
     if resumed is not None:
-        first_epoch, finished, since_best, record, kept = _restore(
-            resumed, module, optimizer, scheduler, averaged, generator, cuda)
+        first_epoch, finished, since_best, fields, kept = state.restore(resumed)
+        record = TrainingRecord(**fields)
     earlier, started, last_save = record.seconds, time.perf_counter(), time.perf_counter()
 
     def save(done: bool) -> None:
-        saver.save(_progress(epoch, done, since_best, record, kept, module, optimizer, scheduler, averaged,
-                             generator, cuda, earlier + time.perf_counter() - started))
+        saver.save(state.snapshot(epoch, done, since_best, record, kept, earlier + time.perf_counter() - started))
 
     with progress(f"{label} epochs", config.epochs) as tick:
         for epoch in range(first_epoch, 0 if finished else config.epochs + 1):
@@ -369,62 +366,6 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     return Trained(module, states, record)
 
 
-def _fingerprint(module, train_data, val_data, config: TrainConfig, seed: int, label: str) -> str:
-    """What a saved training must match to be taken over: model, data sizes, configuration, seed."""
-    import torch
-
-    shapes = [tuple(value.shape) for value in module.state_dict().values()]
-    sizes = [tuple(t.shape) for t in (*train_data, *val_data)]
-    device = train_data[0].device
-    return f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}|{device}|torch {torch.__version__}"
-
-
-def module_device(module) -> Any:
-    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
-    import torch
-
-    for tensor in (*module.parameters(), *module.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
-def _progress(epoch, done, since_best, record, kept, module, optimizer, scheduler, averaged, generator, cuda,
-              seconds) -> dict[str, Any]:
-    """Everything the epoch loop needs to go on after ``epoch`` (``resume.ProgressFile.save``)."""
-    import torch
-
-    return {
-        "epoch": epoch, "done": done, "since_best": since_best, "seconds": seconds,
-        "record": {k: v for k, v in record.__dict__.items() if k != "seconds"},
-        "kept": [[loss, kept_epoch, state] for loss, kept_epoch, state in kept],
-        "module": module.state_dict(), "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "averaged": averaged.state_dict() if averaged is not None else None,
-        "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(module_device(module)) if cuda else None,
-    }
-
-
-def _restore(saved, module, optimizer, scheduler, averaged, generator, cuda):
-    """Load ``_progress``'s dict into the loop's objects; returns (first epoch to run, finished,
-    since_best, record, kept)."""
-    import torch
-
-    module.load_state_dict(saved["module"])
-    optimizer.load_state_dict(saved["optimizer"])
-    if scheduler is not None:
-        scheduler.load_state_dict(saved["scheduler"])
-    if averaged is not None:
-        averaged.load_state_dict(saved["averaged"])
-    generator.set_state(saved["generator"].cpu())
-    torch.set_rng_state(saved["torch_rng"].cpu())
-    if cuda and saved["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), module_device(module))
-    record = TrainingRecord(**saved["record"], seconds=float(saved["seconds"]))
-    kept = [(float(loss), int(epoch), state) for loss, epoch, state in saved["kept"]]
-    return saved["epoch"] + 1, bool(saved["done"]), int(saved["since_best"]), record, kept
-
-
 def _keep(
     kept: list[tuple[float, int, dict[str, Any]]], val_loss: float, epoch: int, module, config: TrainConfig
 ) -> None:
@@ -476,31 +417,3 @@ def kept_log_prob(
             for lo in range(0, n, chunk):
                 per_state[k, lo:lo + chunk] = log_prob(slice(lo, lo + chunk)).double()
     return (torch.logsumexp(per_state, dim=0) - math.log(len(states))).cpu().numpy()
-
-
-def save_checkpoint(directory: str | Path, kind: str, meta: dict[str, Any], states: list[dict[str, Any]]) -> Path:
-    """Write ``<kind>.json`` (``meta`` plus a format tag) and ``states.pt`` (a list of plain
-    state_dicts on the CPU) into ``directory`` (created). Returns the directory."""
-    import torch
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{kind}.json").write_text(json.dumps({"format": f"adbench-{kind}/1", **meta}, indent=1))
-    plain = [{key: value.detach().cpu() for key, value in state.items()} for state in states]
-    torch.save(plain, directory / "states.pt")
-    return directory
-
-
-def load_checkpoint(
-    directory: str | Path, kind: str, device: str = "cpu"
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Inverse of ``save_checkpoint``: (meta, states), the tensors loaded with ``weights_only=True``."""
-    import torch
-
-    directory = Path(directory)
-    meta_path = directory / f"{kind}.json"
-    if not meta_path.is_file() or not (directory / "states.pt").is_file():
-        raise ConfigError(f"{directory}: not an adbench {kind} checkpoint (needs {kind}.json and states.pt)")
-    meta = json.loads(meta_path.read_text())
-    states = torch.load(directory / "states.pt", map_location=torch.device(device), weights_only=True)
-    return meta, states

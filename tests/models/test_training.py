@@ -13,11 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from adbench.errors import ConfigError, MethodFailure  # noqa: E402
+from adbench.models.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from adbench.models.training import (  # noqa: E402
     TrainConfig,
     _lr_factor,
-    load_checkpoint,
-    save_checkpoint,
     steps_per_epoch,
     train_module,
     validation_split,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from adbench.errors import ConfigError, MethodFailure
+from adbench.models.checkpoints import load_checkpoint, save_checkpoint
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.flow_matching.likelihood import log_likelihood
 from adbench.models.flow_matching.network import velocity_field
@@ -29,8 +30,6 @@ from adbench.models.training import (
     TrainConfig,
     TrainingRecord,
     chunked_sum,
-    load_checkpoint,
-    save_checkpoint,
     train_module,
     validation_split,
 )
