@@ -83,12 +83,13 @@ def run_benchmark(
     executor = executor or LocalExecutor()
     plan, store, records = prepare(dataset, config)
     summary = RunSummary(skipped=plan.done, output=store.path, total=plan.total)
-    costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"))
+    # A task cut off (Ctrl-C, a lost worker, a killed process) resumes its trainings from here next time.
+    resume_dir = str((store.directory / RESUME_DIR).resolve())
+    costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"), resume_dir)
     del records
     _warn_overlong(plan, costs, executor.max_time)
-    # A task cut off (Ctrl-C, a lost worker, a killed process) resumes its trainings from here next time.
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
-                          resume_dir=str((store.directory / RESUME_DIR).resolve()))
+                          resume_dir=resume_dir)
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)

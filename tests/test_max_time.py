@@ -321,3 +321,48 @@ def test_a_superseded_scan_says_why_and_is_not_offered_for_continuing(tmp_path):
     note = read_status(tmp_path).incomplete_note()
     assert "Superseded scan, not to be continued" in note and "39 of its 110" in note
     assert "The generator changed." in note and "continues it" not in note
+
+
+def test_ranode_guesses_count_its_signal_splits_and_their_steps():
+    """R-ANODE's paper profile repeats a 15x longer signal fit at half the batch on 20 splits: its
+    guess scales that share of fast's training by 600, the background's by the epochs."""
+    from adbench.costs import SIGNAL_FIT_SHARE, _reference_seconds
+    from adbench.runconfig import MethodSpec
+
+    share = SIGNAL_FIT_SHARE["ranode"]
+    _, ratio = _reference_seconds(MethodSpec.parse("ranode", "paper"))
+    assert ratio == pytest.approx((1 - share) * 100 / 10 + share * (20 * 300 / 256) / (20 / 512))
+
+
+def test_training_saved_by_an_earlier_attempt_is_not_costed_again(tmp_path, small_dataset):
+    """A shared fit whose progress files hold its training (the last chunk of a time-boxed scan fitted
+    it) costs only reading back; a partly saved one its remaining training; a damaged file nothing."""
+    import torch
+
+    from adbench.costs import READ_BACK_SHARE, CostModel
+    from adbench.harness import prepare
+    from adbench.models.resume import task_directory
+
+    config = RunConfig(methods=[MethodSpec.parse("sigma-context", "fast")], windows=[Window(3.3, 3.7)],
+                       n_sigs=[1000], seeds=[0, 1], output=tmp_path / "run", bootstrap=0)
+    plan, _, records = prepare(small_dataset, config)
+    fit_a, fit_b = plan.fits
+    resume = tmp_path / "resume"
+
+    def estimates() -> tuple[float, float, float]:
+        costs = CostModel(small_dataset, config, plan, records, False, str(resume))
+        return costs.estimate(fit_a).seconds, costs.estimate(fit_b).seconds, costs.estimate(plan.windows[0]).seconds
+
+    whole_a, whole_b, window_cost = estimates()
+    assert whole_a == whole_b > 0
+    folder_a, folder_b = task_directory(str(resume), fit_a.key), task_directory(str(resume), fit_b.key)
+    folder_a.mkdir(parents=True)
+    folder_b.mkdir(parents=True)
+    torch.save({"seconds": 10 * whole_a, "epoch": 3}, folder_a / "01-velocity.pt")
+    torch.save({"seconds": whole_b / 4, "epoch": 3}, folder_b / "01-velocity.pt")
+    (folder_b / "02-velocity.pt").write_bytes(b"not a torch file")
+    saved_a, saved_b, window_after = estimates()
+    print(f"fully saved fit: {saved_a:.1f} s of {whole_a:.1f}; a quarter saved: {saved_b:.1f} s")
+    assert saved_a == pytest.approx(READ_BACK_SHARE * whole_a)
+    assert saved_b == pytest.approx(0.75 * whole_b)
+    assert window_after == window_cost

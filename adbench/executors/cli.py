@@ -126,13 +126,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from adbench.cli import load_run
     from adbench.costs import CostModel, format_duration
     from adbench.harness import prepare
+    from adbench.models.resume import RESUME_DIR
     from adbench.planning import describe
 
     check_executor_arguments(args)
     dataset, config = load_run(args)
     executor_from_args(args, config.device)
-    plan, _, records = prepare(dataset, config)
-    costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"))
+    plan, store, records = prepare(dataset, config)
+    costs = CostModel(dataset, config, plan, records, config.device.startswith("cuda"),
+                      str(store.directory / RESUME_DIR))
     serial = 0.0
     for task in plan.tasks:
         estimate = costs.estimate(task)

@@ -82,6 +82,26 @@ def task_directory(root: str, task_key: str) -> Path | None:
     return Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", task_key)
 
 
+def saved_training_seconds(root: str) -> dict[str, float]:
+    """The training seconds each task folder under the run's ``root`` holds (progress files of
+    finished and interrupted trainings), keyed by the folder's name; unreadable files count nothing."""
+    folders = [path for path in Path(root).iterdir() if path.is_dir()] if root and Path(root).is_dir() else []
+    if not folders:
+        return {}
+    import torch
+
+    seconds: dict[str, float] = {}
+    for folder in folders:
+        total = 0.0
+        for path in folder.glob("*.pt"):
+            try:
+                total += float(torch.load(path, map_location="cpu", weights_only=True)["seconds"])
+            except Exception:  # noqa: BLE001 - a damaged file is trained again, so it saves nothing
+                continue
+        seconds[folder.name] = total
+    return seconds
+
+
 class ProgressFile:
     """The progress of one training: ``load`` what an earlier attempt saved, ``save`` this one's."""
 
