@@ -601,6 +601,46 @@ def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
               if (r.method, r.window, r.n_sig) == (method, window, n_sig) and r.histograms]
     expected = np.median([v[header[2]] for v in values])
     assert body[0][2] == f"{expected:.2f}"
+    assert header[-1] == "largest shortfall" and all(row[-1] == "-" or "σ" in row[-1] for row in body)
+
+
+def test_the_largest_shortfall_finds_where_a_template_misses_background_and_how_much_signal_is_there():
+    """A template missing 30% of the background in x > 1 (where the signal is not) against one
+    drawn from the background: the first's shortfall is that range, the second's a noise run."""
+    from adbench.report.feature_fidelity import format_shortfall, largest_shortfall, median_shortfall
+
+    rng = np.random.default_rng(1)
+    edges = np.linspace(-4, 4, 41)
+    background = rng.normal(0, 1, 200_000)
+    signal = rng.normal(-1.0, 0.3, 5_000)
+
+    def histogram(template):
+        return {"edges": edges.tolist(), "template": np.histogram(template, edges)[0].tolist(),
+                "background": np.histogram(background, edges)[0].tolist(),
+                "signal": np.histogram(signal, edges)[0].tolist()}
+
+    faithful = rng.normal(0, 1, 400_000)
+    missing = faithful[(faithful < 1.0) | (rng.random(len(faithful)) > 0.3)]
+    found = largest_shortfall("x", histogram(missing))
+    tail = 0.1587  # the background's share above x = 1; the template keeps 70% of it, then renormalised
+    expected = tail - 0.7 * tail / (1 - 0.3 * tail)
+    print(format_shortfall(found), f"expected deficit {100 * expected:.1f}% from 1.0")
+    assert found is not None and found.low == pytest.approx(1.0) and found.high >= 3.0
+    assert found.deficit == pytest.approx(expected, rel=0.15)
+    assert found.relative == pytest.approx(expected / tail, rel=0.15)
+    assert found.signal < 0.05  # the signal sits at x = -1
+    noise = largest_shortfall("x", histogram(faithful))
+    print(format_shortfall(noise))
+    assert noise is None or (noise.deficit < found.deficit / 5 and noise.pull < found.pull / 5)
+    assert largest_shortfall("x", {"edges": edges.tolist(), "template": [0] * 40, "background": [1] * 40}) is None
+
+    class Seed:
+        def __init__(self, template):
+            self.histograms = {"x": histogram(template), "y": histogram(faithful)}
+
+    median = median_shortfall([Seed(missing), Seed(missing), Seed(faithful)])
+    assert median is not None and median.feature == "x"
+    assert median_shortfall([]) is None
 
 
 def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 from adbench.report import fig_samples, fig_sensitivity, fig_timing
 from adbench.report.comparison import PERFORMANCE_HEADER, TIMING_HEADER, compare
 from adbench.report.document import Document
-from adbench.report.feature_fidelity import feature_fidelity_rows
+from adbench.report.feature_fidelity import feature_fidelity_rows, format_shortfall, median_shortfall
 from adbench.report.signal_fraction import SIGNAL_FRACTION_HEADER, signal_fraction_cells, signal_fraction_rows
 from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_percent, format_seconds
 from adbench.report.summary import SCAN_WINDOWS, summary_table
@@ -298,12 +298,23 @@ def _feature_fidelity(doc: Document, ok: list[Record], datasets: list[str]) -> N
         "template's mismodelling, which the classifier mistakes for signal, comes from. The value grows with the "
         "test set: compare methods within a table, not across datasets."
     )
+    doc.paragraph(
+        "**Largest shortfall**: the feature range where the template has fewer events than the true background "
+        "by the largest share of the SR (the contiguous bins with the largest summed deficit; medians over seeds). "
+        "In brackets the deficit as a share of the background in that range and in units of its statistical "
+        "error (idealized shows how large the largest of many noise runs reads); **signal ×**: the signal's share "
+        "in that range over the background's. The classifier scores that range as data-like: with signal × above "
+        "1 it is drawn towards the signal, below 1 away from it, so two templates of equal fidelity AUC can find "
+        "the signal very differently."
+    )
     for dataset, window, n_sig, chosen, features, rows in sections:
         reused = {r.method for r in chosen if 0 < r.n_template_sources < 0.99 * r.n_template}
         doc.heading(f"{dataset}: SR {window} TeV, N_sig = {n_sig}", level=3)
-        doc.table(["method", "seeds", *features],
+        doc.table(["method", "seeds", *features, "largest shortfall"],
                   [[method + (" §" if method in reused else ""), str(seeds),
-                    *(f"{v:.2f}" if math.isfinite(v) else "-" for v in values)] for method, values, seeds in rows])
+                    *(f"{v:.2f}" if math.isfinite(v) else "-" for v in values),
+                    format_shortfall(median_shortfall([r for r in chosen if r.method == method]))]
+                   for method, values, seeds in rows])
         if reused:
             doc.paragraph("§ the template reuses source events (see template / SR): its counts are not independent "
                           "and its χ² reads high even for a faithful template.")

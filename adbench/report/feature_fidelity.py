@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,3 +57,82 @@ def feature_fidelity_rows(records: list[Record], methods: Sequence[str]) -> tupl
             medians.append(float(np.median(finite)) if finite else math.nan)
         rows.append((method, medians, len(values)))
     return features, rows
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Where a template has fewer events than the true background: the contiguous feature range
+    [low, high] whose summed share deficit is largest, the deficit as a share of all events, as a share
+    of the background in that range (1 - template / background there) and in units of its statistical
+    error (two multinomial samples); ``signal`` is the signal's share in that range over the
+    background's (below 1: the classifier, drawn there, is drawn away from the signal; NaN without a
+    signal histogram)."""
+
+    feature: str
+    low: float
+    high: float
+    deficit: float
+    relative: float
+    pull: float
+    signal: float
+
+
+def largest_shortfall(feature: str, histogram: dict) -> Shortfall | None:
+    """The ``Shortfall`` of one stored feature histogram (``edges``, ``template``, ``background``
+    counts): the classifier trained on data against the template scores events there as data-like,
+    signal or not. None without a template or where the template nowhere falls short."""
+    template = np.asarray(histogram.get("template", []), dtype=np.float64)
+    background = np.asarray(histogram.get("background", []), dtype=np.float64)
+    edges = np.asarray(histogram.get("edges", []), dtype=np.float64)
+    n_t, n_b = template.sum(), background.sum()
+    if n_t <= 0 or n_b <= 0 or len(edges) != len(template) + 1:
+        return None
+    deficit = background / n_b - template / n_t
+    best, start, best_run, running = 0.0, 0, (0, 0), 0.0
+    for i, value in enumerate(deficit):  # the largest sum over contiguous bins (Kadane)
+        if running <= 0.0:
+            running, start = value, i
+        else:
+            running += value
+        if running > best:
+            best, best_run = running, (start, i + 1)
+    if best <= 0.0:
+        return None
+    first, last = best_run
+    share = float(background[first:last].sum() / n_b)
+    error = math.sqrt(share * (1.0 - share) * (1.0 / n_t + 1.0 / n_b)) if 0.0 < share < 1.0 else math.inf
+    signal = np.asarray(histogram.get("signal", []), dtype=np.float64)
+    signal_ratio = float(signal[first:last].sum() / signal.sum() / share) if len(signal) == len(template) \
+        and signal.sum() > 0 and share > 0 else math.nan
+    return Shortfall(feature, float(edges[first]), float(edges[last]), best, best / share if share else math.nan,
+                     best / error, signal_ratio)
+
+
+def median_shortfall(records: list[Record]) -> Shortfall | None:
+    """Over the seeds' records of one template method: the feature with the largest median deficit,
+    and the medians of its range, deficit, relative deficit and pull (seeds have their own bins)."""
+    per_feature: dict[str, list[Shortfall]] = {}
+    for record in records:
+        for feature, histogram in (record.histograms or {}).items():
+            found = largest_shortfall(feature, histogram)
+            if found is not None:
+                per_feature.setdefault(feature, []).append(found)
+    if not per_feature:
+        return None
+    feature = max(per_feature, key=lambda f: float(np.median([s.deficit for s in per_feature[f]])))
+    found = per_feature[feature]
+
+    def median(name: str) -> float:
+        values = [getattr(s, name) for s in found if math.isfinite(getattr(s, name))]
+        return float(np.median(values)) if values else math.nan
+
+    return Shortfall(feature, *(median(name) for name in ("low", "high", "deficit", "relative", "pull", "signal")))
+
+
+def format_shortfall(shortfall: Shortfall | None) -> str:
+    """``delta_R 3.46-3.67: 3.3% (14%, 14σ), signal x0.40`` or ``-``."""
+    if shortfall is None:
+        return "-"
+    signal = f", signal ×{shortfall.signal:.2f}" if math.isfinite(shortfall.signal) else ""
+    return (f"{shortfall.feature} {shortfall.low:.3g}-{shortfall.high:.3g}: {100 * shortfall.deficit:.1f}% "
+            f"({100 * shortfall.relative:.0f}%, {shortfall.pull:.0f}σ){signal}")
