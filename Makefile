@@ -9,7 +9,19 @@ DEMO_METHODS ?= idealized,supervised,radot
 REFERENCE_METHODS ?= sigma-linear:cpu,sigma-context:cpu,vcr:cpu,vdata:cpu,cathode,anode,curtains4f4,ranode,radot,idealized,supervised
 REFERENCE_SEEDS ?= 0-4
 
-.PHONY: install demo test lint bench reference-reports clean
+# The Python that runs adbench in reference-gpu: the virtual environment's by default. A GPU node
+# without internet whose python3 already holds torch, numpy, scipy, scikit-learn, h5py and matplotlib
+# needs only the wheels of `make offline-wheels` (the versions tested here, for its Python
+# OFFLINE_PYTHON_VERSION), carried there:
+#   python3 -m pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+#   PYTHONPATH=/tmp/site:$PWD make reference-gpu RUN_PYTHON=python3
+RUN_PYTHON ?= $(BIN)/python
+ADBENCH = $(RUN_PYTHON) -m adbench
+NEEDS_VENV = $(if $(filter $(BIN)/python,$(RUN_PYTHON)),$(STAMP))
+OFFLINE_PYTHON_VERSION ?= 3.12
+OFFLINE_PACKAGES ?= zuko pot
+
+.PHONY: install demo test lint bench reference-reports clean offline-wheels
 
 # constraints.txt pins the CPU build of torch, so a fresh machine never downloads the CUDA wheels.
 $(STAMP): pyproject.toml constraints.txt
@@ -67,17 +79,17 @@ REFERENCE_GPU_CHUNKS ?= 1000
 REFERENCE_GPU_DIR ?= reports
 
 .PHONY: reference-gpu
-reference-gpu: $(STAMP)
+reference-gpu: $(NEEDS_VENV)
 	@methods='$(REFERENCE_GPU_METHODS)'; \
 	if [ "$$methods" = all ]; then \
-		methods=$$($(BIN)/python -c "from adbench.methods.registry import method_names as m; print(','.join(m()))"); \
+		methods=$$($(RUN_PYTHON) -c "from adbench.methods.registry import method_names as m; print(','.join(m()))"); \
 	fi; \
 	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
 	for dataset in $(REFERENCE_GPU_DATASETS); do \
 		out=$(REFERENCE_GPU_DIR)/$$(basename $$dataset .h5)-gpu; last=; chunk=0; \
 		while [ $$chunk -lt $(REFERENCE_GPU_CHUNKS) ]; do \
 			chunk=$$((chunk + 1)); \
-			$(BIN)/adbench run --methods $$methods --dataset $$dataset $(REFERENCE_GPU_ARGS) \
+			$(ADBENCH) run --methods $$methods --dataset $$dataset $(REFERENCE_GPU_ARGS) \
 				--max-time $(REFERENCE_GPU_CHUNK) --no-progress --no-report --output $$out 2> $$log; \
 			status=$$?; cat $$log >&2; [ $$status -eq 0 ] || exit $$status; \
 			left=$$(sed -n 's/^adbench: \([0-9]*\) of [0-9]* tasks left.*/\1/p' $$log); \
@@ -85,5 +97,14 @@ reference-gpu: $(STAMP)
 			if [ "$$left" = "$$last" ]; then echo "reference-gpu: chunk $$chunk made no progress" >&2; exit 1; fi; \
 			last=$$left; \
 		done; \
-		$(BIN)/adbench report $$out || exit $$?; \
+		$(ADBENCH) report $$out || exit $$?; \
 	done
+
+# Wheels of the packages a GPU node's own Python lacks (OFFLINE_PACKAGES, at the versions installed
+# here) for Python OFFLINE_PYTHON_VERSION on x86-64 Linux, into .whl/ (ignored by git); see RUN_PYTHON.
+offline-wheels: $(STAMP)
+	@pins=$$($(BIN)/python -m pip list --format=freeze | grep -i -E '^($(shell echo $(OFFLINE_PACKAGES) | tr ' ' '|'))=='); \
+	[ -n "$$pins" ] || { echo "offline-wheels: none of $(OFFLINE_PACKAGES) is installed in $(VENV)" >&2; exit 1; }; \
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(OFFLINE_PYTHON_VERSION) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 --platform any -d .whl $$pins && ls .whl
