@@ -27,7 +27,7 @@ from adbench.methods.presets import load_preset
 from adbench.models.resume import saved_training_seconds, task_directory
 from adbench.planning import FitTask, Plan, Task, WindowTask
 from adbench.results import Record
-from adbench.runconfig import MethodSpec, RunConfig
+from adbench.runconfig import MethodSpec, RunConfig, make_model
 
 #: Seconds on 2 cores of an AMD EPYC at LHCO size (1.1M data events): (shared fit, per-window
 #: training, per-window template + classifier), keyed by method and profile. Measured: the
@@ -70,6 +70,10 @@ READ_BACK_SHARE = 0.1
 class Estimate:
     seconds: float
     source: str  # run | results | guess
+    #: The part of ``seconds`` spent training, which progress files can save (None: all of it).
+    training: float | None = None
+    #: Training seconds an earlier attempt saved, already taken off ``seconds``.
+    saved: float = 0.0
 
     @property
     def measured(self) -> bool:
@@ -104,16 +108,23 @@ class CostModel:
         self._run_window: dict[str, list[float]] = defaultdict(list)
         self._run_untimed: list[float] = []
         self._run_fit: dict[str, list[float]] = defaultdict(list)
+        self._stored_train: dict[str, list[float]] = defaultdict(list)
+        self._run_train: dict[str, list[float]] = defaultdict(list)
+        for record in earlier:
+            if record.ok and record.device.startswith("CPU") != gpu:
+                self._stored_train[record.config_hash].append(record.time_fit_window_s)
         # Training an earlier, interrupted run saved (a fit of the last chunk of a time-boxed scan, a
-        # task cut off): a rerun reads it back instead of training again.
-        self._saved = saved_training_seconds(resume_dir)
+        # task cut off): a rerun on the same kind of device reads it back instead of training again.
+        self._gpu = gpu
         self._resume_dir = resume_dir
+        self._saved_by_folder: dict[str, float] | None = None  # read when first needed
 
     def learn(self, task: WindowTask, record: Record, seconds: float) -> None:
         """Take the wall-clock ``seconds`` of a finished window task into account."""
         if not record.ok:
             return
         self._run_window[task.config_hash].append(seconds)
+        self._run_train[task.config_hash].append(record.time_fit_window_s)
         timed = record.time_fit_window_s + record.time_sample_s + record.time_classify_s
         self._run_untimed.append(max(0.0, seconds - timed))
         if task.fit:
@@ -124,13 +135,19 @@ class CostModel:
         return self._fit(task) if isinstance(task, FitTask) else self._window(task)
 
     def _less_saved(self, task: Task, estimate: Estimate) -> Estimate:
-        """``estimate`` less the training seconds the task's progress files hold, at least
-        ``READ_BACK_SHARE`` of it (what reading back, preparing and evaluating cost)."""
+        """``estimate`` less the training seconds the task's progress files hold (at most its training
+        part), at least ``READ_BACK_SHARE`` of it (reading back, preparing and evaluating)."""
         folder = task_directory(self._resume_dir, task.key)
-        saved = self._saved.get(folder.name, 0.0) if folder is not None else 0.0
-        if not saved:
+        if folder is None:
             return estimate
-        return Estimate(max(estimate.seconds - saved, READ_BACK_SHARE * estimate.seconds), estimate.source)
+        if self._saved_by_folder is None:
+            self._saved_by_folder = saved_training_seconds(self._resume_dir, self._gpu)
+        training = estimate.seconds if estimate.training is None else estimate.training
+        saved = min(self._saved_by_folder.get(folder.name, 0.0), training)
+        if saved <= 0.0:
+            return estimate
+        seconds = max(estimate.seconds - saved, READ_BACK_SHARE * estimate.seconds)
+        return Estimate(seconds, estimate.source, max(training - saved, 0.0), estimate.seconds - seconds)
 
     def to_start(self, task: Task, plan: Plan) -> Estimate:
         """What starting ``task`` commits to: a window task itself; a fit, the fit and its first
@@ -150,14 +167,17 @@ class CostModel:
         return self._less_saved(task, self._window_whole(task))
 
     def _window_whole(self, task: WindowTask) -> Estimate:
-        if self._run_window.get(task.config_hash):
-            return Estimate(statistics.median(self._run_window[task.config_hash]), "run")
+        key = task.config_hash
+        if self._run_window.get(key):
+            return Estimate(statistics.median(self._run_window[key]), "run", statistics.median(self._run_train[key]))
         untimed = statistics.median(self._run_untimed) if self._run_untimed else UNTIMED_SECONDS * self.scale
-        if self._stored_window.get(task.config_hash):
-            return Estimate(MARGIN * statistics.median(self._stored_window[task.config_hash]) + untimed, "results")
+        if self._stored_window.get(key):
+            return Estimate(MARGIN * statistics.median(self._stored_window[key]) + untimed, "results",
+                            MARGIN * statistics.median(self._stored_train[key]))
         (_, train, rest), ratio = _reference_seconds(task.spec)
-        seconds = self.scale * (train * ratio + rest * _classifier_ratio(self.config, task.spec))
-        return Estimate(seconds + untimed, "guess")
+        training = self.scale * train * ratio
+        seconds = training + self.scale * rest * _classifier_ratio(self.config, task.spec)
+        return Estimate(seconds + untimed, "guess", training)
 
     def _fit(self, task: FitTask) -> Estimate:
         return self._less_saved(task, self._fit_whole(task))
@@ -187,15 +207,15 @@ def _reference_seconds(spec: MethodSpec) -> tuple[tuple[float, float, float], fl
 
 def _signal_fit_ratio(spec: MethodSpec) -> float:
     """Optimiser steps of the profile's signal fits over those of ``fast``'s: splits x epochs / batch
-    size (per-step cost, not per-event, dominates for these small networks)."""
-    def steps(params: dict[str, Any]) -> float:
-        signal = params.get("signal", {}) if isinstance(params.get("signal"), dict) else {}
-        train = signal.get("train", {}) if isinstance(signal.get("train"), dict) else {}
-        epochs, batch = train.get("epochs", 1), train.get("batch_size", 1)
-        splits = params.get("signal_splits", 1)
-        return float(splits) * float(epochs) / float(batch)
+    size of the resolved settings (a profile's table, else the settings' defaults); per-step cost, not
+    per-event, dominates for these small networks."""
+    return _signal_steps(spec) / _signal_steps(MethodSpec.parse(spec.name, "fast"))
 
-    return steps(spec.preset.params) / steps(_fast_params(spec.name))
+
+def _signal_steps(spec: MethodSpec) -> float:
+    settings = make_model(spec, "cpu", 0, ClassifierConfig()).config
+    train = settings.signal.train
+    return settings.signal_splits * train.epochs / train.batch_size
 
 
 def _epoch_ratio(spec: MethodSpec) -> float:

@@ -164,4 +164,6 @@ def describe(task: Task, estimate: Any) -> dict[str, Any]:
     else:
         line["shared_fit_from"] = task.shared_from
     line.update(cost_s=round(estimate.seconds, 1), cost_from=estimate.source)
+    if getattr(estimate, "saved", 0.0):
+        line["saved_s"] = round(estimate.saved, 1)  # training an earlier attempt saved, not costed again
     return line

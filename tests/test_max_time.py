@@ -325,44 +325,66 @@ def test_a_superseded_scan_says_why_and_is_not_offered_for_continuing(tmp_path):
 
 def test_ranode_guesses_count_its_signal_splits_and_their_steps():
     """R-ANODE's paper profile repeats a 15x longer signal fit at half the batch on 20 splits: its
-    guess scales that share of fast's training by 600, the background's by the epochs."""
+    guess scales that share of fast's training by 600, the background's by the epochs; paper-gpu,
+    without a signal table of its own, takes the settings' defaults (the same signal fit)."""
     from adbench.costs import SIGNAL_FIT_SHARE, _reference_seconds
     from adbench.runconfig import MethodSpec
 
     share = SIGNAL_FIT_SHARE["ranode"]
     _, ratio = _reference_seconds(MethodSpec.parse("ranode", "paper"))
-    assert ratio == pytest.approx((1 - share) * 100 / 10 + share * (20 * 300 / 256) / (20 / 512))
+    assert ratio == pytest.approx((1 - share) * 100 / 10 + share * 600)
+    _, gpu_ratio = _reference_seconds(MethodSpec.parse("ranode", "paper-gpu"))
+    assert gpu_ratio == pytest.approx((1 - share) * 60 / 10 + share * 600)
 
 
 def test_training_saved_by_an_earlier_attempt_is_not_costed_again(tmp_path, small_dataset):
     """A shared fit whose progress files hold its training (the last chunk of a time-boxed scan fitted
-    it) costs only reading back; a partly saved one its remaining training; a damaged file nothing."""
+    it) costs only reading back; a partly saved one its remaining training; a damaged file, a save
+    made on another kind of device or by another torch nothing; a window task at most its training."""
     import torch
 
     from adbench.costs import READ_BACK_SHARE, CostModel
     from adbench.harness import prepare
     from adbench.models.resume import task_directory
+    from adbench.planning import describe
 
-    config = RunConfig(methods=[MethodSpec.parse("sigma-context", "fast")], windows=[Window(3.3, 3.7)],
-                       n_sigs=[1000], seeds=[0, 1], output=tmp_path / "run", bootstrap=0)
+    config = RunConfig(methods=[MethodSpec.parse("sigma-context", "fast"), MethodSpec.parse("vcr", "fast")],
+                       windows=[Window(3.3, 3.7)], n_sigs=[1000], seeds=[0, 1], output=tmp_path / "run",
+                       bootstrap=0)
     plan, _, records = prepare(small_dataset, config)
     fit_a, fit_b = plan.fits
+    vcr = next(task for task in plan.windows if task.spec.name == "vcr")
     resume = tmp_path / "resume"
+    here = f"torch {torch.__version__}"
 
-    def estimates() -> tuple[float, float, float]:
+    def estimates():
         costs = CostModel(small_dataset, config, plan, records, False, str(resume))
-        return costs.estimate(fit_a).seconds, costs.estimate(fit_b).seconds, costs.estimate(plan.windows[0]).seconds
+        return costs.estimate(fit_a), costs.estimate(fit_b), costs.estimate(vcr)
 
-    whole_a, whole_b, window_cost = estimates()
-    assert whole_a == whole_b > 0
-    folder_a, folder_b = task_directory(str(resume), fit_a.key), task_directory(str(resume), fit_b.key)
-    folder_a.mkdir(parents=True)
-    folder_b.mkdir(parents=True)
-    torch.save({"seconds": 10 * whole_a, "epoch": 3}, folder_a / "01-velocity.pt")
-    torch.save({"seconds": whole_b / 4, "epoch": 3}, folder_b / "01-velocity.pt")
-    (folder_b / "02-velocity.pt").write_bytes(b"not a torch file")
-    saved_a, saved_b, window_after = estimates()
-    print(f"fully saved fit: {saved_a:.1f} s of {whole_a:.1f}; a quarter saved: {saved_b:.1f} s")
-    assert saved_a == pytest.approx(READ_BACK_SHARE * whole_a)
-    assert saved_b == pytest.approx(0.75 * whole_b)
-    assert window_after == window_cost
+    whole_a, whole_b, whole_vcr = estimates()
+    assert whole_a.seconds == whole_b.seconds > 0 and 0 < whole_vcr.training < whole_vcr.seconds
+
+    def save(task, name, seconds, device="cpu", version=here):
+        folder = task_directory(str(resume), task.key)
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save({"fingerprint": f"velocity|0|cfg|[]|[]|Net|{device}|{version}", "seconds": seconds},
+                   folder / name)
+
+    save(fit_a, "01-velocity.pt", 10 * whole_a.seconds)
+    save(fit_b, "01-velocity.pt", whole_b.seconds / 4)
+    save(fit_b, "02-velocity.pt", whole_b.seconds, device="cuda:0")  # trained afresh on this CPU
+    save(fit_b, "03-velocity.pt", whole_b.seconds, version="torch 0.0")
+    (task_directory(str(resume), fit_b.key) / "04-velocity.pt").write_bytes(b"not a torch file")
+    save(vcr, "01-velocity.pt", 10 * whole_vcr.seconds)
+    saved_a, saved_b, saved_vcr = estimates()
+    print(f"fully saved fit: {saved_a.seconds:.1f} s of {whole_a.seconds:.1f}; a quarter saved: "
+          f"{saved_b.seconds:.1f} s; a window whose training is saved: {saved_vcr.seconds:.1f} s of "
+          f"{whole_vcr.seconds:.1f} (training {whole_vcr.training:.1f})")
+    assert saved_a.seconds == pytest.approx(READ_BACK_SHARE * whole_a.seconds)
+    assert saved_b.seconds == pytest.approx(0.75 * whole_b.seconds)
+    expected_vcr = max(whole_vcr.seconds - whole_vcr.training, READ_BACK_SHARE * whole_vcr.seconds)
+    assert saved_vcr.seconds == pytest.approx(expected_vcr)
+    assert describe(fit_b, saved_b)["saved_s"] == pytest.approx(0.25 * whole_b.seconds, abs=0.1)
+    assert "saved_s" not in describe(fit_a, whole_a)
+    gpu_costs = CostModel(small_dataset, config, plan, records, True, str(resume))
+    assert gpu_costs.estimate(fit_b).seconds == pytest.approx(READ_BACK_SHARE * whole_b.seconds)  # the cuda save

@@ -583,7 +583,7 @@ def test_two_sample_chi2_is_calibrated_and_sees_a_shifted_feature():
 
 
 def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
-    from adbench.report.feature_fidelity import feature_chi2_per_ndf
+    from adbench.report.feature_fidelity import feature_chi2_per_ndf, format_shortfall, median_shortfall
 
     _, markdown, _ = written
     assert "## Template mismodelling per feature" in markdown
@@ -601,45 +601,65 @@ def test_the_report_says_in_which_feature_each_template_is_wrong(written, new):
               if (r.method, r.window, r.n_sig) == (method, window, n_sig) and r.histograms]
     expected = np.median([v[header[2]] for v in values])
     assert body[0][2] == f"{expected:.2f}"
-    assert header[-1] == "largest shortfall" and all(row[-1] == "-" or "σ" in row[-1] for row in body)
+    chosen = [r for r in new if r.ok and (r.method, r.window, r.n_sig) == (method, window, n_sig)]
+    assert header[-1] == "largest shortfall" and body[0][-1] == format_shortfall(median_shortfall(chosen))
+    assert "pull" in body[0][-1]
 
 
 def test_the_largest_shortfall_finds_where_a_template_misses_background_and_how_much_signal_is_there():
     """A template missing 30% of the background in x > 1 (where the signal is not) against one
-    drawn from the background: the first's shortfall is that range, the second's a noise run."""
-    from adbench.report.feature_fidelity import format_shortfall, largest_shortfall, median_shortfall
+    drawn from the background: the first's shortfall is exactly that range, the second's a noise run."""
+    from adbench.report.feature_fidelity import format_shortfall, largest_shortfall
 
     rng = np.random.default_rng(1)
     edges = np.linspace(-4, 4, 41)
     background = rng.normal(0, 1, 200_000)
     signal = rng.normal(-1.0, 0.3, 5_000)
-
-    def histogram(template):
-        return {"edges": edges.tolist(), "template": np.histogram(template, edges)[0].tolist(),
-                "background": np.histogram(background, edges)[0].tolist(),
-                "signal": np.histogram(signal, edges)[0].tolist()}
-
     faithful = rng.normal(0, 1, 400_000)
     missing = faithful[(faithful < 1.0) | (rng.random(len(faithful)) > 0.3)]
-    found = largest_shortfall("x", histogram(missing))
+    found = largest_shortfall("x", shortfall_histogram(edges, missing, background, signal))
     tail = 0.1587  # the background's share above x = 1; the template keeps 70% of it, then renormalised
     expected = tail - 0.7 * tail / (1 - 0.3 * tail)
-    print(format_shortfall(found), f"expected deficit {100 * expected:.1f}% from 1.0")
-    assert found is not None and found.low == pytest.approx(1.0) and found.high >= 3.0
+    print(format_shortfall(found), f"expected deficit {100 * expected:.1f}% from 1 to 4")
+    assert found is not None and (found.low, found.high) == (pytest.approx(1.0), pytest.approx(4.0))
     assert found.deficit == pytest.approx(expected, rel=0.15)
     assert found.relative == pytest.approx(expected / tail, rel=0.15)
     assert found.signal < 0.05  # the signal sits at x = -1
-    noise = largest_shortfall("x", histogram(faithful))
+    noise = largest_shortfall("x", shortfall_histogram(edges, faithful, background, signal))
     print(format_shortfall(noise))
     assert noise is None or (noise.deficit < found.deficit / 5 and noise.pull < found.pull / 5)
+    reused = largest_shortfall("x", shortfall_histogram(edges, missing, background, signal), len(missing) / 4)
+    assert reused.pull < found.pull and reused.deficit == found.deficit  # fewer independent events
     assert largest_shortfall("x", {"edges": edges.tolist(), "template": [0] * 40, "background": [1] * 40}) is None
 
-    class Seed:
-        def __init__(self, template):
-            self.histograms = {"x": histogram(template), "y": histogram(faithful)}
 
-    median = median_shortfall([Seed(missing), Seed(missing), Seed(faithful)])
-    assert median is not None and median.feature == "x"
+def shortfall_histogram(edges, template, background, signal) -> dict:
+    return {"edges": edges.tolist(), "template": np.histogram(template, edges)[0].tolist(),
+            "background": np.histogram(background, edges)[0].tolist(),
+            "signal": np.histogram(signal, edges)[0].tolist()}
+
+
+def test_the_shortfall_over_seeds_is_one_seeds_and_says_how_many_agree(new):
+    """Seeds whose templates fall short in different places: the row shows the median seed's own
+    range and numbers, and counts the seeds that found the same range."""
+    from adbench.report.feature_fidelity import median_shortfall
+
+    rng = np.random.default_rng(2)
+    edges = np.linspace(-4, 4, 41)
+    background = rng.normal(0, 1, 200_000)
+
+    def seed(low, high, keep):
+        template = rng.normal(0, 1, 400_000)
+        inside = (template > low) & (template < high)
+        kept = template[~inside | (rng.random(len(template)) < keep)]
+        return replace(new[0], histograms={"x": shortfall_histogram(edges, kept, background, background)},
+                       n_template=len(kept), n_template_sources=len(kept))
+
+    records = [seed(1.0, 4.0, 0.7), seed(1.0, 4.0, 0.8), seed(-4.0, -1.0, 0.75)]
+    median = median_shortfall(records)
+    print(median)
+    assert median.feature == "x" and median.low <= -3.0 and median.high == pytest.approx(-1.0)
+    assert (median.seeds, median.of) == (1, 3)  # the median deficit is the third seed's; no other shares its range
     assert median_shortfall([]) is None
 
 

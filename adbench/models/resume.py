@@ -82,9 +82,11 @@ def task_directory(root: str, task_key: str) -> Path | None:
     return Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", task_key)
 
 
-def saved_training_seconds(root: str) -> dict[str, float]:
+def saved_training_seconds(root: str, gpu: bool) -> dict[str, float]:
     """The training seconds each task folder under the run's ``root`` holds (progress files of
-    finished and interrupted trainings), keyed by the folder's name; unreadable files count nothing."""
+    finished and interrupted trainings), keyed by the folder's name. Only saves this torch version made
+    on this kind of device (``gpu``) count: a training saved elsewhere is started afresh. Unreadable
+    files count nothing."""
     folders = [path for path in Path(root).iterdir() if path.is_dir()] if root and Path(root).is_dir() else []
     if not folders:
         return {}
@@ -95,8 +97,11 @@ def saved_training_seconds(root: str) -> dict[str, float]:
         total = 0.0
         for path in folder.glob("*.pt"):
             try:
-                total += float(torch.load(path, map_location="cpu", weights_only=True)["seconds"])
-            except Exception:  # noqa: BLE001 - a damaged file is trained again, so it saves nothing
+                saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                *_, device, version = str(saved["fingerprint"]).split("|")
+                if version == f"torch {torch.__version__}" and device.startswith("cuda") == gpu:
+                    total += float(saved["seconds"])
+            except Exception:  # noqa: BLE001 - a damaged or foreign file is trained again: it saves nothing
                 continue
         seconds[folder.name] = total
     return seconds

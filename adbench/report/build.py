@@ -300,12 +300,15 @@ def _feature_fidelity(doc: Document, ok: list[Record], datasets: list[str]) -> N
     )
     doc.paragraph(
         "**Largest shortfall**: the feature range where the template has fewer events than the true background "
-        "by the largest share of the SR (the contiguous bins with the largest summed deficit; medians over seeds). "
-        "In brackets the deficit as a share of the background in that range and in units of its statistical "
-        "error (idealized shows how large the largest of many noise runs reads); **signal ×**: the signal's share "
-        "in that range over the background's. The classifier scores that range as data-like: with signal × above "
-        "1 it is drawn towards the signal, below 1 away from it, so two templates of equal fidelity AUC can find "
-        "the signal very differently."
+        "by the largest share of the events (the contiguous bins with the largest summed deficit, within the "
+        "histograms' 0.1-99.9% range of the SR data), shown for the seed with the median deficit, with how many "
+        "seeds found essentially the same range. In brackets the deficit as a share of the background in that "
+        "range and its pull (the deficit over its statistical error; the largest of many ranges, so a faithful "
+        "template reads a few units: see idealized). **signal ×**: the signal's share in that range over the "
+        "background's. A classifier trained on data against the template takes the background there for data-like. "
+        "Where signal × is above 1, that mismodelling raises the method's SIC for a wrong reason (in real data it "
+        "would look like an excess wherever the template is short); below 1 it dilutes what the classifier selects. "
+        "It is one feature's projection of a five-dimensional classifier: a hint where to look, not the whole cause."
     )
     for dataset, window, n_sig, chosen, features, rows in sections:
         reused = {r.method for r in chosen if 0 < r.n_template_sources < 0.99 * r.n_template}

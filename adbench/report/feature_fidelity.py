@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,11 +62,13 @@ def feature_fidelity_rows(records: list[Record], methods: Sequence[str]) -> tupl
 @dataclass(frozen=True)
 class Shortfall:
     """Where a template has fewer events than the true background: the contiguous feature range
-    [low, high] whose summed share deficit is largest, the deficit as a share of all events, as a share
-    of the background in that range (1 - template / background there) and in units of its statistical
-    error (two multinomial samples); ``signal`` is the signal's share in that range over the
-    background's (below 1: the classifier, drawn there, is drawn away from the signal; NaN without a
-    signal histogram)."""
+    [low, high] whose summed share deficit is largest. Shares are of the events inside the stored
+    histogram's range (the 0.1-99.9% quantiles of the SR data). ``deficit``: background share minus
+    template share there; ``relative``: that over the background's share (1 - template / background
+    there); ``pull``: the deficit over its statistical error (two independent samples; the largest of
+    many contiguous ranges, so a faithful template reads a few units, not 0 +- 1); ``signal``: the
+    signal's share in the range over the background's (NaN without a signal histogram). ``seeds`` /
+    ``of``: for a median over seeds, how many seeds found essentially this range, out of how many."""
 
     feature: str
     low: float
@@ -75,17 +77,20 @@ class Shortfall:
     relative: float
     pull: float
     signal: float
+    seeds: int = 1
+    of: int = 1
 
 
-def largest_shortfall(feature: str, histogram: dict) -> Shortfall | None:
-    """The ``Shortfall`` of one stored feature histogram (``edges``, ``template``, ``background``
-    counts): the classifier trained on data against the template scores events there as data-like,
-    signal or not. None without a template or where the template nowhere falls short."""
+def largest_shortfall(feature: str, histogram: dict, template_events: float | None = None) -> Shortfall | None:
+    """The ``Shortfall`` of one stored feature histogram (``edges``, ``template``, ``background`` and
+    optionally ``signal`` counts). ``template_events``: the template's independent events where it
+    reuses source events (its error is then that of the smaller sample). None without a template or
+    where the template nowhere falls short."""
     template = np.asarray(histogram.get("template", []), dtype=np.float64)
     background = np.asarray(histogram.get("background", []), dtype=np.float64)
     edges = np.asarray(histogram.get("edges", []), dtype=np.float64)
     n_t, n_b = template.sum(), background.sum()
-    if n_t <= 0 or n_b <= 0 or len(edges) != len(template) + 1:
+    if n_t <= 0 or n_b <= 0 or len(edges) != len(template) + 1 or len(background) != len(template):
         return None
     deficit = background / n_b - template / n_t
     best, start, best_run, running = 0.0, 0, (0, 0), 0.0
@@ -100,39 +105,45 @@ def largest_shortfall(feature: str, histogram: dict) -> Shortfall | None:
         return None
     first, last = best_run
     share = float(background[first:last].sum() / n_b)
-    error = math.sqrt(share * (1.0 - share) * (1.0 / n_t + 1.0 / n_b)) if 0.0 < share < 1.0 else math.inf
+    independent = min(n_t, template_events) if template_events else n_t
+    error = math.sqrt(share * (1.0 - share) * (1.0 / independent + 1.0 / n_b)) if share < 1.0 else math.inf
     signal = np.asarray(histogram.get("signal", []), dtype=np.float64)
-    signal_ratio = float(signal[first:last].sum() / signal.sum() / share) if len(signal) == len(template) \
-        and signal.sum() > 0 and share > 0 else math.nan
-    return Shortfall(feature, float(edges[first]), float(edges[last]), best, best / share if share else math.nan,
-                     best / error, signal_ratio)
+    signal_ratio = (float(signal[first:last].sum() / signal.sum() / share)
+                    if len(signal) == len(template) and signal.sum() > 0 else math.nan)
+    return Shortfall(feature, float(edges[first]), float(edges[last]), best, best / share, best / error, signal_ratio)
 
 
 def median_shortfall(records: list[Record]) -> Shortfall | None:
-    """Over the seeds' records of one template method: the feature with the largest median deficit,
-    and the medians of its range, deficit, relative deficit and pull (seeds have their own bins)."""
+    """Over the seeds' records of one template method: the feature whose largest shortfall is largest
+    in the median over seeds, and the shortfall of the seed with the median deficit there (one seed's
+    range and numbers, never a mixture of seeds'), with the number of seeds whose range is essentially
+    the same (intersection at least half the union)."""
     per_feature: dict[str, list[Shortfall]] = {}
     for record in records:
+        reused = record.n_template_sources if 0 < record.n_template_sources < record.n_template else None
         for feature, histogram in (record.histograms or {}).items():
-            found = largest_shortfall(feature, histogram)
+            found = largest_shortfall(feature, histogram, reused)
             if found is not None:
                 per_feature.setdefault(feature, []).append(found)
     if not per_feature:
         return None
     feature = max(per_feature, key=lambda f: float(np.median([s.deficit for s in per_feature[f]])))
-    found = per_feature[feature]
+    found = sorted(per_feature[feature], key=lambda s: s.deficit)
+    middle = found[(len(found) - 1) // 2]
+    return replace(middle, seeds=sum(_same_range(s, middle) for s in found), of=len(records))
 
-    def median(name: str) -> float:
-        values = [getattr(s, name) for s in found if math.isfinite(getattr(s, name))]
-        return float(np.median(values)) if values else math.nan
 
-    return Shortfall(feature, *(median(name) for name in ("low", "high", "deficit", "relative", "pull", "signal")))
+def _same_range(a: Shortfall, b: Shortfall) -> bool:
+    """Whether two ranges are essentially one: their intersection is at least half their union."""
+    inside = min(a.high, b.high) - max(a.low, b.low)
+    return inside > 0 and inside >= 0.5 * (max(a.high, b.high) - min(a.low, b.low))
 
 
 def format_shortfall(shortfall: Shortfall | None) -> str:
-    """``delta_R 3.46-3.67: 3.3% (14%, 14σ), signal x0.40`` or ``-``."""
+    """``delta_R 3.46 to 3.67: 3.3% (14% of bkg there, pull 14), signal ×0.38; 5/5 seeds`` or ``-``."""
     if shortfall is None:
         return "-"
     signal = f", signal ×{shortfall.signal:.2f}" if math.isfinite(shortfall.signal) else ""
-    return (f"{shortfall.feature} {shortfall.low:.3g}-{shortfall.high:.3g}: {100 * shortfall.deficit:.1f}% "
-            f"({100 * shortfall.relative:.0f}%, {shortfall.pull:.0f}σ){signal}")
+    seeds = f"; {shortfall.seeds}/{shortfall.of} seeds" if shortfall.of > 1 else ""
+    return (f"{shortfall.feature} {shortfall.low:.3g} to {shortfall.high:.3g}: {100 * shortfall.deficit:.1f}% "
+            f"({100 * shortfall.relative:.0f}% of bkg there, pull {shortfall.pull:.0f}){signal}{seeds}")
