@@ -12,11 +12,11 @@ from adbench.report import fig_samples, fig_sensitivity, fig_timing
 from adbench.report.comparison import PERFORMANCE_HEADER, TIMING_HEADER, compare
 from adbench.report.document import Document
 from adbench.report.feature_fidelity import feature_fidelity_rows, format_shortfall, median_shortfall
+from adbench.report.performance_section import min_bkg_text, performance_section
 from adbench.report.signal_fraction import SIGNAL_FRACTION_HEADER, signal_fraction_cells, signal_fraction_rows
-from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_percent, format_seconds
+from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_seconds
 from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.tables import (
-    PerformanceRow,
     facets,
     has_bootstrap_errors,
     infer_variants,
@@ -24,7 +24,6 @@ from adbench.report.tables import (
     label_profiles,
     method_order,
     one_configuration,
-    performance_rows,
     timing_rows,
 )
 from adbench.results import Record
@@ -104,13 +103,7 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
     doc.heading("How to read")
     doc.bullets(HOW_TO_READ)
 
-    rows = performance_rows(records)
-    doc.heading("Performance per signal region")
-    for dataset, window in facets(ok):
-        facet = [row for row in rows if (row.dataset, row.window) == (dataset, window)]
-        doc.heading(f"{dataset}: SR {window} TeV", level=3)
-        doc.table(_PERFORMANCE_HEADER, [_performance_cells(row) for row in facet])
-    _footnotes(doc, rows)
+    performance_section(doc, records, ok)
     _feature_fidelity(doc, ok, datasets)
     _signal_fraction(doc, ok, len(datasets) > 1)
 
@@ -234,49 +227,6 @@ def _methods(doc: Document, raw: list[Record], labelled: list[Record]) -> None:
               rows)
 
 
-_PERFORMANCE_HEADER = ["method", "N_sig", "S in SR", "S/B", "S/√B", "seeds", "max SIC", "SIC @ FPR 1e-3", "AUC",
-                       "fidelity AUC", "template-data AUC", "template / SR"]
-
-
-def _performance_cells(row: PerformanceRow) -> list[str]:
-    small = row.small_template
-    ratio = "-" if not math.isfinite(row.template_ratio) else f"{row.template_ratio:.1f}"
-    if math.isfinite(row.distinct_ratio) and row.distinct_ratio < 0.99 * row.template_ratio:
-        ratio += f" ({row.distinct_ratio:.1f})"
-    return [
-        row.method, str(row.n_sig), f"{row.n_sig_sr:.0f}", format_percent(row.s_over_b),
-        f"{row.s_over_sqrt_b:.2f}" if math.isfinite(row.s_over_sqrt_b) else "-",
-        _seeds_cell(row),
-        row["max_sic"].text() + (" ‡" if small else ""),
-        row["sic_1e3"].text() + ("" if row.sic_1e3_reliable else " †"),
-        row["auc"].text(3), row["fidelity_auc"].text(3), row["template_data_auc"].text(3),
-        ratio + (" ‡" if small else ""),
-    ]
-
-
-def _seeds_cell(row: PerformanceRow) -> str:
-    """``5``, ``5 (1 failed)``, ``5 (max SIC defined in 4)`` or both in one bracket."""
-    notes = ([f"{row.failed} failed"] if row.failed else []) + (
-        [f"max SIC defined in {row['max_sic'].n}"] if row["max_sic"].n < row.seeds else [])
-    return f"{row.seeds}" + (f" ({'; '.join(notes)})" if notes else "")
-
-
-def _footnotes(doc: Document, rows: list[PerformanceRow]) -> None:
-    if any(not row.sic_1e3_reliable for row in rows):
-        doc.paragraph(
-            f"† fewer than `min_bkg` ({_min_bkg_text(rows)}) test background events pass at FPR 1e-3 (the test set "
-            "is too small): "
-            "this SIC rests on a handful of events and can exceed the max SIC, which is only taken where at "
-            "least `min_bkg` events pass. Compare max SIC instead."
-        )
-    if any(row.small_template for row in rows):
-        doc.paragraph(
-            "‡ the template has fewer events than the SR data (template / SR below 1): the classifier is then "
-            "limited by the template's statistics and finds less signal than a larger template of the same "
-            "quality would. Where idealized is marked, its held-out background is small and it is no upper bound."
-        )
-
-
 def _feature_fidelity(doc: Document, ok: list[Record], datasets: list[str]) -> None:
     """Per template method and feature, chi2 / ndf of template against true background in the SR with
     the signal (where a template is wrong, not only how much)."""
@@ -375,12 +325,6 @@ def _figures(doc: Document, ok: list[Record], datasets: list[str]) -> None:
             doc.paragraph(f"`{dataset}`: no stored histograms at N_sig = {n_sig}.")
 
 
-def _min_bkg_text(items: Sequence[PerformanceRow | Record]) -> str:
-    """The ``min_bkg`` of rows or records (``25``, or ``10-25`` where runs differ)."""
-    values = sorted({item.min_bkg for item in items})
-    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
-
-
 def _band_words(ok: list[Record], dataset: str) -> str:
     counts = [len(v) for k, v in _by_point(ok).items() if k[0] == dataset]
     if counts and min(counts) >= MIN_SEEDS_FOR_BAND:
@@ -429,7 +373,7 @@ def _published(doc: Document, records: list[Record]) -> None:
         doc.table(PERFORMANCE_HEADER, comparison.performance)
         if any("†" in row[4] or "‡" in row[4] for row in comparison.performance):
             doc.paragraph(f"† and ‡ as in the performance tables: a SIC at FPR 1e-3 on fewer than "
-                          f"{_min_bkg_text(records)} test background events, a template smaller than "
+                          f"{min_bkg_text(records)} test background events, a template smaller than "
                           "the SR data; neither is like for like with the papers.")
     if comparison.timing:
         doc.paragraph("Published times beside adbench's GPU times:")
