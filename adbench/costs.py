@@ -98,21 +98,19 @@ class CostModel:
                 self._fit_users[task.fit].add(task.config_hash)
         self._stored_window: dict[str, list[float]] = defaultdict(list)
         self._stored_fit: dict[str, list[float]] = defaultdict(list)
+        self._stored_train: dict[str, list[float]] = defaultdict(list)
         for record in earlier:
             if not record.ok or record.device.startswith("CPU") == gpu:
                 continue
             timed = record.time_fit_window_s + record.time_sample_s + record.time_classify_s
             self._stored_window[record.config_hash].append(timed)
+            self._stored_train[record.config_hash].append(record.time_fit_window_s)
             if not record.per_window:
                 self._stored_fit[record.config_hash].append(record.time_fit_shared_s)
         self._run_window: dict[str, list[float]] = defaultdict(list)
         self._run_untimed: list[float] = []
         self._run_fit: dict[str, list[float]] = defaultdict(list)
-        self._stored_train: dict[str, list[float]] = defaultdict(list)
         self._run_train: dict[str, list[float]] = defaultdict(list)
-        for record in earlier:
-            if record.ok and record.device.startswith("CPU") != gpu:
-                self._stored_train[record.config_hash].append(record.time_fit_window_s)
         # Training an earlier, interrupted run saved (a fit of the last chunk of a time-boxed scan, a
         # task cut off): a rerun on the same kind of device reads it back instead of training again.
         self._gpu = gpu
@@ -226,17 +224,12 @@ def _epoch_ratio(spec: MethodSpec) -> float:
 
 
 @functools.cache
-def _fast_params(method: str) -> dict[str, Any]:
-    """The settings table of a method's ``fast`` profile (empty without one); read once per method."""
-    try:
-        return load_preset(method, "fast").params
-    except ConfigError:
-        return {}
-
-
 def _fast_epochs(method: str) -> float | None:
-    """Epochs of a method's ``fast`` profile (None without one)."""
-    return _epochs(_fast_params(method))
+    """Epochs of a method's ``fast`` profile (None without one); read once per method."""
+    try:
+        return _epochs(load_preset(method, "fast").params)
+    except ConfigError:
+        return None
 
 
 def _epochs(params: dict[str, Any]) -> float | None:
