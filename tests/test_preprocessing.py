@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from adbench.errors import DataError
-from adbench.preprocessing import LogitScaler, MassQuantileTrend, MassTrend
+from adbench.mass_trends import DijetEdgeTrend, MassQuantileTrend, MassTrend
+from adbench.preprocessing import LogitScaler
 
 
 def test_round_trip_and_standardisation():
@@ -113,3 +114,56 @@ def test_anchored_inverse_interpolates_between_the_anchors_only(kind):
     assert np.allclose(mixed, w * at[3.2] + (1 - w) * at[3.8], atol=1e-5)
     with pytest.raises(DataError, match="weights"):
         trend.inverse_transform(z, np.full(5, 3.5), anchors=(3.2, 3.8))
+
+
+def massless_dijets(n: int, pt_min: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) mjj [TeV] and (n,) delta_R of two massless jets, both above ``pt_min``, any angles."""
+    rng = np.random.default_rng(seed)
+    pt = pt_min + rng.exponential(0.3, (2, n))
+    eta = rng.uniform(-2.5, 2.5, (2, n))
+    dphi = np.pi - np.abs(rng.normal(0.0, 0.3, n))
+    # Massless: E = pT cosh(eta), pz = pT sinh(eta); the jets' phis differ by dphi.
+    energy = (pt * np.cosh(eta)).sum(axis=0)
+    pz = (pt * np.sinh(eta)).sum(axis=0)
+    px, py = pt[0] + pt[1] * np.cos(dphi), pt[1] * np.sin(dphi)
+    mjj = np.sqrt(energy ** 2 - pz ** 2 - px ** 2 - py ** 2)
+    return mjj, np.hypot(eta[0] - eta[1], dphi)
+
+
+def test_dijet_edge_is_the_kinematic_bound_of_delta_R():
+    pt_min = 1.2
+    edge = DijetEdgeTrend((0,), pt_min=pt_min)
+    mjj, delta_r = massless_dijets(200_000, pt_min)
+    above = mjj > 2 * pt_min
+    # No event with both jets above pt_min passes the edge; the ones near it sit on it.
+    ratio = delta_r[above] / edge.edge(mjj[above])
+    print(f"largest delta_R / R_max: {ratio.max():.6f} (bound 1)")
+    assert ratio.max() <= 1 + 1e-9 and ratio.max() > 0.99
+    # Both jets exactly at the threshold and back to back: delta_R is the edge itself.
+    deta = np.linspace(0.0, 2.0, 9)
+    mjj_at = 2 * pt_min * np.cosh(deta / 2)
+    assert np.allclose(edge.edge(mjj_at), np.hypot(np.pi, deta), atol=1e-6)
+    # Smooth through m = 2 pt_min, where arccosh^2 is continued by -arccos^2 (slopes agree on both sides).
+    m = 2 * pt_min + np.array([-2e-4, -1e-4, 0.0, 1e-4, 2e-4])
+    slopes = np.diff(edge.edge(m)) / 1e-4
+    assert np.allclose(slopes, slopes[0], rtol=1e-3) and np.isfinite(slopes).all()
+
+
+def test_dijet_edge_trend_inverts_at_the_events_masses_ignoring_anchors():
+    rng = np.random.default_rng(6)
+    m = rng.uniform(2.8, 4.2, 3000)
+    x = np.column_stack([rng.normal(size=3000), np.pi + 0.3 * rng.normal(size=3000)])
+    trend = DijetEdgeTrend((1,), pt_min=1.1).fit(x, m)
+    z = trend.transform(x, m)
+    assert np.array_equal(z[:, 0], x[:, 0]) and np.allclose(z[:, 1], x[:, 1] / trend.edge(m))
+    assert np.allclose(trend.inverse_transform(z, m), x, atol=1e-5)
+    # Nothing was fitted, so SIGMA's anchors are not needed: the events' own masses are used.
+    anchored = trend.inverse_transform(z, m, anchors=(3.0, 4.0), weights=np.full(len(m), 0.5))
+    assert np.array_equal(anchored, trend.inverse_transform(z, m))
+    clone = MassTrend.from_state_dict(trend.state_dict())
+    assert isinstance(clone, DijetEdgeTrend) and clone.pt_min == 1.1
+    assert np.array_equal(clone.transform(x, m), z)
+    with pytest.raises(DataError, match="pt_min"):
+        DijetEdgeTrend((1,), pt_min=0.0)
+    with pytest.raises(DataError, match="masses must be > 0"):
+        trend.transform(x[:2], np.array([3.5, -1.0]))

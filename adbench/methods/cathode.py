@@ -18,12 +18,13 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
+from adbench.mass_trends import MASS_TRENDS
 from adbench.methods.base import BackgroundModel, Truth, require
 from adbench.methods.mass_trend import MassTrendSettings, trend_columns
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
 from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
-from adbench.preprocessing import MASS_TRENDS, LogitScaler
+from adbench.preprocessing import LogitScaler
 from adbench.windows import Window
 
 MIN_TRAIN_EVENTS = 100

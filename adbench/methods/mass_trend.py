@@ -1,6 +1,6 @@
 """The ``mass_trend`` settings shared by the template methods that can take a feature's mass
-dependence out before their model sees it (``adbench.preprocessing.MassTrend`` and
-``MassQuantileTrend``). Not in the papers: profiles that set it carry their own name."""
+dependence out before their model sees it (the kinds of ``adbench.mass_trends``). Not in the papers:
+profiles that set it carry their own name."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from adbench.errors import ConfigError
-from adbench.preprocessing import MASS_TRENDS
+from adbench.mass_trends import MASS_TRENDS
 from adbench.settings import ADDED_LATER
 
 
@@ -19,8 +19,10 @@ class MassTrendSettings:
 
     #: Features whose mass dependence is taken out before the feature transform (e.g. ["delta_R"]).
     mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
-    #: How: ``location-scale`` (a polynomial drift of location and scale, ``MassTrend``) or
-    #: ``quantile`` (conditional quantiles to a standard normal, ``MassQuantileTrend``).
+    #: How: ``location-scale`` (a polynomial drift of location and scale, ``MassTrend``),
+    #: ``quantile`` (conditional quantiles to a standard normal, ``MassQuantileTrend``) or
+    #: ``dijet-edge`` (delta_R over its kinematic upper edge at the event's mjj, ``DijetEdgeTrend``;
+    #: delta_R only).
     mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
@@ -32,6 +34,11 @@ class MassTrendSettings:
         if self.mass_trend_kind not in MASS_TRENDS:
             raise ConfigError(f"unknown mass_trend_kind {self.mass_trend_kind!r}; choose one of "
                               f"{', '.join(MASS_TRENDS)}")
+        allowed = MASS_TRENDS[self.mass_trend_kind].features
+        wrong = [name for name in self.mass_trend if allowed and name not in allowed]
+        if wrong:
+            raise ConfigError(f"mass_trend_kind {self.mass_trend_kind!r} applies to {', '.join(allowed)} only, "
+                              f"not to {', '.join(wrong)}")
 
 
 def trend_columns(method: str, settings: MassTrendSettings, features: Sequence[str]) -> tuple[int, ...]:

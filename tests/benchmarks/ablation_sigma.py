@@ -77,11 +77,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     "cpu-k4": ("cpu", {"network": {"mass_frequencies": 4}}, "the cpu profile with mass frequencies k = 0..3"),
     "fast-trend": ("fast", {"mass_trend": ["delta_R"]},
                    "the fast profile with delta_R's mass-dependent location and scale removed before the feature "
-                   "transform (adbench.preprocessing.MassTrend; not in the paper)"),
+                   "transform (adbench.mass_trends.MassTrend; not in the paper)"),
     "cpu-trend": ("cpu", {"mass_trend": ["delta_R"]}, "the cpu profile with delta_R detrended in mass, as fast-trend"),
     "fast-qtrend": ("fast", {"mass_trend": ["delta_R"], "mass_trend_kind": "quantile"},
                     "the fast profile with delta_R mapped through its conditional quantiles given the mass to a "
-                    "standard normal before the feature transform (adbench.preprocessing.MassQuantileTrend; not "
+                    "standard normal before the feature transform (adbench.mass_trends.MassQuantileTrend; not "
                     "in the paper)"),
     "cpu-qtrend": ("cpu", {"mass_trend": ["delta_R"], "mass_trend_kind": "quantile"},
                    "the cpu profile with delta_R's conditional quantiles, as fast-qtrend"),

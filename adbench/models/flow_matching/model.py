@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from adbench.errors import ConfigError, MethodFailure
+from adbench.mass_trends import MASS_TRENDS, MassTrend
 from adbench.models.checkpoints import load_checkpoint, save_checkpoint
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.flow_matching.likelihood import log_likelihood
@@ -33,7 +34,7 @@ from adbench.models.training import (
     train_module,
     validation_split,
 )
-from adbench.preprocessing import MASS_TRENDS, SCALERS, MassTrend, scaler_from_state_dict
+from adbench.preprocessing import SCALERS, scaler_from_state_dict
 from adbench.progress import progress
 
 MODES = ("direct", "linear", "context")
