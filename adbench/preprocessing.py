@@ -135,8 +135,6 @@ class QuantileScaler:
         return scaler
 
 
-
-
 #: Names of the feature transforms a model can use.
 SCALERS = {"logit": LogitScaler, "quantile": QuantileScaler}
 

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -100,6 +102,19 @@ def test_mass_quantile_trend_gives_a_standard_normal_at_every_mass_and_inverts()
     assert np.mean(np.abs(back[:, 1] - x[:, 1]) < 1e-3) > 0.999
     clone = MassTrend.from_state_dict(trend.state_dict())
     assert isinstance(clone, MassQuantileTrend) and np.array_equal(clone.transform(x, m), z)
+    coarse = MassQuantileTrend((1,), bins=8).fit(x, m)
+    assert MassTrend.from_state_dict(coarse.state_dict()).bins == 8
+
+
+def test_states_saved_before_the_kinds_moved_still_load():
+    x, m = trending_sample(2000)
+    # A location-scale state of the first version had no "kind"; a quantile state stored its "bins".
+    plain = MassTrend((1,), degree=1).fit(x, m)
+    old_state = {key: value for key, value in plain.state_dict().items() if key != "kind"}
+    assert np.array_equal(MassTrend.from_state_dict(old_state).transform(x, m), plain.transform(x, m))
+    quantile = MassQuantileTrend((1,), bins=8).fit(x, m)
+    state = json.loads(json.dumps(quantile.state_dict()))
+    assert state["bins"] == 8 and MassTrend.from_state_dict(state).bins == 8
 
 
 @pytest.mark.parametrize("kind", [MassTrend, MassQuantileTrend])
@@ -117,7 +132,7 @@ def test_anchored_inverse_interpolates_between_the_anchors_only(kind):
 
 
 def massless_dijets(n: int, pt_min: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """(n,) mjj [TeV] and (n,) delta_R of two massless jets, both above ``pt_min``, any angles."""
+    """(n,) mjj [TeV] and (n,) delta_R of two massless jets, both above ``pt_min``, nearly back to back."""
     rng = np.random.default_rng(seed)
     pt = pt_min + rng.exponential(0.3, (2, n))
     eta = rng.uniform(-2.5, 2.5, (2, n))
@@ -137,7 +152,6 @@ def test_dijet_edge_is_the_kinematic_bound_of_delta_R():
     above = mjj > 2 * pt_min
     # No event with both jets above pt_min passes the edge; the ones near it sit on it.
     ratio = delta_r[above] / edge.edge(mjj[above])
-    print(f"largest delta_R / R_max: {ratio.max():.6f} (bound 1)")
     assert ratio.max() <= 1 + 1e-9 and ratio.max() > 0.99
     # Both jets exactly at the threshold and back to back: delta_R is the edge itself.
     deta = np.linspace(0.0, 2.0, 9)
@@ -165,5 +179,5 @@ def test_dijet_edge_trend_inverts_at_the_events_masses_ignoring_anchors():
     assert np.array_equal(clone.transform(x, m), z)
     with pytest.raises(DataError, match="pt_min"):
         DijetEdgeTrend((1,), pt_min=0.0)
-    with pytest.raises(DataError, match="masses must be > 0"):
+    with pytest.raises(DataError, match="masses must be finite and > 0"):
         trend.transform(x[:2], np.array([3.5, -1.0]))

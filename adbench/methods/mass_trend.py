@@ -34,7 +34,7 @@ class MassTrendSettings:
         if self.mass_trend_kind not in MASS_TRENDS:
             raise ConfigError(f"unknown mass_trend_kind {self.mass_trend_kind!r}; choose one of "
                               f"{', '.join(MASS_TRENDS)}")
-        allowed = MASS_TRENDS[self.mass_trend_kind].features
+        allowed = MASS_TRENDS[self.mass_trend_kind].APPLIES_TO
         wrong = [name for name in self.mass_trend if allowed and name not in allowed]
         if wrong:
             raise ConfigError(f"mass_trend_kind {self.mass_trend_kind!r} applies to {', '.join(allowed)} only, "

@@ -40,7 +40,8 @@ class FlowMatchingSettings(MassTrendSettings):
     """The settings of the flow-matching methods: ``[profile.network]``, ``[profile.train]``,
     ``[profile.selection]`` (with ``[profile.selection.solver]``) and ``[profile.solver]`` (sampling)
     tables of a preset, and ``mass_trend`` (``MassTrendSettings``; the shared all-data methods fit
-    the trend on all data, as their model, and SIGMA's templates read it between the anchors)."""
+    the trend on all data, as their model, and SIGMA's templates read a fitted one between the anchors,
+    the dijet edge at the SR masses)."""
 
     network: NetworkConfig = field(default_factory=NetworkConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

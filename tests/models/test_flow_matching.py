@@ -336,3 +336,18 @@ def test_mass_trend_option_detrends_before_the_scaler_and_survives_save(tmp_path
     meta.pop("mass_trend")
     (plain / "cfm.json").write_text(json.dumps(meta))
     assert FlowMatcher.load(plain).trend_ is None
+
+
+def test_dijet_edge_trend_survives_save(tmp_path):
+    x, m = toy_data(1500)
+    x[:, 2] = np.pi + 0.2 * np.abs(x[:, 2])  # a positive, delta_R-like column
+    config, train = NetworkConfig(width=16, blocks=1), TrainConfig(epochs=2, batch_size=256, keep_best=1)
+    model = FlowMatcher(config, train, seed=5, mass_trend=(2,), trend_kind="dijet-edge").fit(x, m)
+    model.trend_.pt_min = 1.1  # not the default, so that a load which forgot it would differ
+    masses = np.linspace(3.0, 4.0, 200)
+    solver = SolverConfig(method="rk4", steps=4)
+    drawn = model.sample(masses, solver, seed=0).x
+    loaded = FlowMatcher.load(model.save(tmp_path / "cfm"))
+    assert loaded.trend_kind == "dijet-edge" and loaded.trend_.pt_min == 1.1
+    assert np.array_equal(loaded.sample(masses, solver, seed=0).x, drawn)
+    assert model.summary()["mass_trend_kind"] == "dijet-edge"

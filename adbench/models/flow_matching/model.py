@@ -98,7 +98,8 @@ class FlowMatcher:
             or ``quantile`` (marginal quantiles -> standard normal); see ``adbench.preprocessing``.
         mass_trend: indices of the features whose mass dependence is removed before the feature
             transform (none by default), the way ``trend_kind`` says.
-        trend_kind: ``location-scale`` (``MassTrend``) or ``quantile`` (``MassQuantileTrend``).
+        trend_kind: a key of ``adbench.mass_trends.MASS_TRENDS``: ``location-scale`` (``MassTrend``),
+            ``quantile`` (``MassQuantileTrend``) or ``dijet-edge`` (``DijetEdgeTrend``).
     """
 
     #: The fitted ``MassTrend`` (None without one; a class default, so models pickled before the
@@ -309,7 +310,8 @@ class FlowMatcher:
             raise MethodFailure(f"CFM sampling gave {int((~np.isfinite(out)).any(axis=1).sum())} non-finite events")
         x = self.scaler_.inverse_transform(out)
         if self.trend_ is not None:
-            # Interpolated between the anchors like the velocity (linear and context modes).
+            # A fitted trend is interpolated between the anchors like the velocity (linear and context
+            # modes); the dijet edge, fitted to nothing, is read at the events' own masses.
             x = self.trend_.inverse_transform(x, masses, anchors, None if xi is None else np.asarray(xi))
         return ODESample(
             x=x, solver=solver, mode=mode, nfe=nfes, backend=backend,

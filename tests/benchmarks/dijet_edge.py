@@ -1,0 +1,80 @@
+"""How far delta_R's mass dependence is the kinematic edge of the trigger.
+
+Not a unit test. For each dataset it finds (``synthetic`` always; ``lhco-100k`` and ``lhcolike`` when
+``../shared/data`` has them), the background's delta_R quantiles in bins of mjj, raw and divided by the
+edge ``R_max(mjj)`` of ``adbench.mass_trends.DijetEdgeTrend`` (1.2 TeV trigger), the share of events
+above the edge, and how far each quantile moves (max - min) across the bins from ``--spread-from`` on::
+
+    .venv/bin/python tests/benchmarks/dijet_edge.py --output reports/dijet-edge-cpu.json
+
+Prints one JSON line per dataset and feature version (``delta_R``, ``delta_R / R_max``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+LEVELS = (0.1, 0.5, 0.9, 0.99)
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DATASETS = {"synthetic": None, "lhco-100k": DATA / "lhco-100k", "lhcolike": DATA / "lhcolike"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--bins", default="1.5,1.8,2.1,2.4,2.7,2.9,3.1,3.3,3.5,3.7,3.9,4.1",
+                        help="mjj bin edges, TeV")
+    parser.add_argument("--spread-from", type=float, default=2.9, help="lowest bin edge of the spread, TeV")
+    parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
+    return parser.parse_args(argv)
+
+
+def quantile_rows(values: np.ndarray, m: np.ndarray, edges: np.ndarray, spread_from: float) -> dict[str, list]:
+    """(n,) values and masses -> the quantiles at ``LEVELS`` per mass bin (bins, levels) and their
+    spread over the bins from ``spread_from`` on (levels,)."""
+    bins = list(zip(edges[:-1], edges[1:], strict=True))
+    empty = [f"{low:g}-{high:g}" for low, high in bins if not ((m >= low) & (m < high)).any()]
+    if empty:
+        raise SystemExit(f"dijet_edge.py: no background events in the mjj bins {', '.join(empty)} TeV")
+    table = np.array([np.quantile(values[(m >= low) & (m < high)], LEVELS) for low, high in bins])
+    spread = np.ptp(table[edges[:-1] >= spread_from - 1e-9], axis=0)
+    return {"quantiles": table.round(4).tolist(), "spread": spread.round(4).tolist()}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    from adbench.data.cards import load_dataset
+    from adbench.mass_trends import DijetEdgeTrend
+
+    edges = np.array([float(v) for v in args.bins.split(",")])
+    edge = DijetEdgeTrend((0,))
+    rows = []
+    for name in args.datasets.split(","):
+        directory = DATASETS.get(name)
+        if directory is not None and not directory.is_dir():
+            print(f"# {name}: {directory} is absent, skipped")
+            continue
+        events = load_dataset(name, data_dir=directory).events
+        background = events.label == 0
+        m = events.m[background]
+        delta_r = events.x[background, list(events.features).index("delta_R")].astype(np.float64)
+        ratio = delta_r / edge.edge(m)
+        above = [round(float(np.mean(ratio[(m >= low) & (m < high)] > 1)), 4)
+                 for low, high in zip(edges[:-1], edges[1:], strict=True)]
+        for feature, values in (("delta_R", delta_r), ("delta_R / R_max", ratio)):
+            row = {"dataset": name, "feature": feature, "levels": list(LEVELS), "mjj_bins": edges.tolist(),
+                   "pt_min": edge.pt_min, "spread_from": args.spread_from, "share_above_edge": above,
+                   **quantile_rows(values, m, edges, args.spread_from)}
+            print(json.dumps(row))
+            rows.append(row)
+    if args.output is not None:
+        args.output.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
