@@ -264,7 +264,7 @@ class DijetEdgeTrend(MassTrend):
     above it (lhco-100k, lhcolike, synthetic). QCD's t-channel piles events against it, and it moves with
     the mass: by 0.16 across 3.3-3.7 TeV, where templates interpolated across the SR put the pile-up too
     low (reports/README, "largest shortfall"). From 2.9 to 4.1 TeV the background's 90% and 99%
-    quantiles of delta_R move by 0.37-0.40; divided by R_max, by at most 0.006 and 0.010 (real LHCO
+    quantiles of delta_R move by 0.37-0.41; divided by R_max, by at most 0.006 and 0.010 (real LHCO
     0.003 and 0.005; ``tests/benchmarks/dijet_edge.py``, reports/dijet-edge-cpu.json). The price is in
     the bulk below pi, set by radiation (delta_phi < pi), not by the edge: its 10% quantile moves by 0.07
     divided (0.08-0.09 raw), more in delta_R's units once multiplied back; the model learns that part.

@@ -2,12 +2,15 @@
 
 Not a unit test. For each dataset it finds (``synthetic`` always; ``lhco-100k`` and ``lhcolike`` when
 ``../shared/data`` has them), the background's delta_R quantiles in bins of mjj, raw and divided by the
-edge ``R_max(mjj)`` of ``adbench.mass_trends.DijetEdgeTrend`` (1.2 TeV trigger), the share of events
-above the edge, and how far each quantile moves (max - min) across the bins from ``--spread-from`` on::
+edge ``R_max(mjj)`` of ``adbench.mass_trends.DijetEdgeTrend`` (1.2 TeV trigger), the shares of events
+above the edge and above pi, and how far each quantile moves (max - min) across the bins from ``--spread-from`` on::
 
     .venv/bin/python tests/benchmarks/dijet_edge.py --output reports/dijet-edge-cpu.json
 
-Prints one JSON line per dataset and feature version (``delta_R``, ``delta_R / R_max``).
+Prints one JSON line per dataset and feature version: ``delta_R``; ``delta_R / R_max``; the same times
+R_max at the reference mass (``--reference``, to read its drift in delta_R's units); and delta_R with only
+its part above pi stretched to the reference edge, ``pi + (delta_R - pi) (R_max(ref) - pi) / (R_max(m) - pi)``
+(a candidate that keeps the back-to-back peak at pi in place; not a trend kind of adbench).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-LEVELS = (0.1, 0.5, 0.9, 0.99)
+LEVELS = (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 DATASETS = {"synthetic": None, "lhco-100k": DATA / "lhco-100k", "lhcolike": DATA / "lhcolike"}
 
@@ -29,6 +32,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bins", default="1.5,1.8,2.1,2.4,2.7,2.9,3.1,3.3,3.5,3.7,3.9,4.1",
                         help="mjj bin edges, TeV")
     parser.add_argument("--spread-from", type=float, default=2.9, help="lowest bin edge of the spread, TeV")
+    parser.add_argument("--reference", type=float, default=3.5, help="reference mass, TeV")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
 
@@ -63,11 +67,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         m = events.m[background]
         delta_r = events.x[background, list(events.features).index("delta_R")].astype(np.float64)
         ratio = delta_r / edge.edge(m)
-        above = [round(float(np.mean(ratio[(m >= low) & (m < high)] > 1)), 4)
-                 for low, high in zip(edges[:-1], edges[1:], strict=True)]
-        for feature, values in (("delta_R", delta_r), ("delta_R / R_max", ratio)):
+        bins = [(m >= low) & (m < high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
+        above = [round(float(np.mean(ratio[inside] > 1)), 4) for inside in bins]
+        above_pi = [round(float(np.mean(delta_r[inside] > np.pi)), 4) for inside in bins]
+        reference = float(edge.edge(np.array([args.reference]))[0])
+        stretch = (reference - np.pi) / (edge.edge(m) - np.pi)
+        versions = {"delta_R": delta_r, "delta_R / R_max": ratio,
+                    f"delta_R / R_max x R_max({args.reference:g})": ratio * reference,
+                    "delta_R stretched above pi":
+                        np.where(delta_r > np.pi, np.pi + (delta_r - np.pi) * stretch, delta_r)}
+        for feature, values in versions.items():
             row = {"dataset": name, "feature": feature, "levels": list(LEVELS), "mjj_bins": edges.tolist(),
                    "pt_min": edge.pt_min, "spread_from": args.spread_from, "share_above_edge": above,
+                   "share_above_pi": above_pi,
                    **quantile_rows(values, m, edges, args.spread_from)}
             print(json.dumps(row))
             rows.append(row)
