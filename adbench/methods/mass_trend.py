@@ -21,7 +21,7 @@ class MassTrendSettings:
     mass_trend: tuple[str, ...] = field(default=(), metadata=ADDED_LATER)
     #: How: ``location-scale`` (a polynomial drift of location and scale, ``MassTrend``),
     #: ``quantile`` (conditional quantiles to a standard normal, ``MassQuantileTrend``) or
-    #: ``dijet-edge`` (delta_R over its kinematic upper edge at the event's mjj, ``DijetEdgeTrend``;
+    #: ``dijet-edge`` (delta_R over its kinematic edge at the event's mjj, ``DijetEdgeTrend``;
     #: delta_R only).
     mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
 

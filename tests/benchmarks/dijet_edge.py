@@ -37,15 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def quantile_rows(values: np.ndarray, m: np.ndarray, edges: np.ndarray, spread_from: float) -> dict[str, list]:
-    """(n,) values and masses -> the quantiles at ``LEVELS`` per mass bin (bins, levels) and their
-    spread over the bins from ``spread_from`` on (levels,)."""
-    bins = list(zip(edges[:-1], edges[1:], strict=True))
-    empty = [f"{low:g}-{high:g}" for low, high in bins if not ((m >= low) & (m < high)).any()]
-    if empty:
-        raise SystemExit(f"dijet_edge.py: no background events in the mjj bins {', '.join(empty)} TeV")
-    table = np.array([np.quantile(values[(m >= low) & (m < high)], LEVELS) for low, high in bins])
-    spread = np.ptp(table[edges[:-1] >= spread_from - 1e-9], axis=0)
+def quantile_rows(values: np.ndarray, bins: list[np.ndarray], spread_over: np.ndarray) -> dict[str, list]:
+    """(n,) values and the (n,) masks of the mass bins -> the quantiles at ``LEVELS`` per bin (bins,
+    levels) and their spread over the bins ``spread_over`` (a (bins,) mask) selects (levels,)."""
+    table = np.array([np.quantile(values[inside], LEVELS) for inside in bins])
+    spread = np.ptp(table[spread_over], axis=0)
     return {"quantiles": table.round(4).tolist(), "spread": spread.round(4).tolist()}
 
 
@@ -56,6 +52,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     edges = np.array([float(v) for v in args.bins.split(",")])
     edge = DijetEdgeTrend((0,))
+    spread_over = edges[:-1] >= args.spread_from - 1e-9
     rows = []
     for name in args.datasets.split(","):
         directory = DATASETS.get(name)
@@ -66,12 +63,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         background = events.label == 0
         m = events.m[background]
         delta_r = events.x[background, list(events.features).index("delta_R")].astype(np.float64)
-        ratio = delta_r / edge.edge(m)
         bins = [(m >= low) & (m < high) for low, high in zip(edges[:-1], edges[1:], strict=True)]
+        empty = [f"{low:g}-{high:g}" for low, high, inside in zip(edges[:-1], edges[1:], bins, strict=True)
+                 if not inside.any()]
+        if empty:
+            raise SystemExit(f"dijet_edge.py: {name} has no background events in the mjj bins {', '.join(empty)} TeV")
+        r_max = edge.edge(m)
+        ratio = delta_r / r_max
         above = [round(float(np.mean(ratio[inside] > 1)), 4) for inside in bins]
         above_pi = [round(float(np.mean(delta_r[inside] > np.pi)), 4) for inside in bins]
         reference = float(edge.edge(np.array([args.reference]))[0])
-        stretch = (reference - np.pi) / (edge.edge(m) - np.pi)
+        stretch = (reference - np.pi) / (r_max - np.pi)
         versions = {"delta_R": delta_r, "delta_R / R_max": ratio,
                     f"delta_R / R_max x R_max({args.reference:g})": ratio * reference,
                     "delta_R stretched above pi":
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             row = {"dataset": name, "feature": feature, "levels": list(LEVELS), "mjj_bins": edges.tolist(),
                    "pt_min": edge.pt_min, "spread_from": args.spread_from, "share_above_edge": above,
                    "share_above_pi": above_pi,
-                   **quantile_rows(values, m, edges, args.spread_from)}
+                   **quantile_rows(values, bins, spread_over)}
             print(json.dumps(row))
             rows.append(row)
     if args.output is not None:
