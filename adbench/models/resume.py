@@ -79,7 +79,12 @@ def task_directory(root: str, task_key: str) -> Path | None:
     """The progress folder of one task under the run's ``root`` (None when the run keeps none)."""
     if not root:
         return None
-    return Path(root) / re.sub(r"[^A-Za-z0-9._-]+", "_", task_key)
+    return Path(root) / _file_name(task_key)
+
+
+def _file_name(text: str) -> str:
+    """``text`` with every run of characters a file name should not hold replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
 
 def saved_training_seconds(root: str, gpu: bool) -> dict[str, float]:
@@ -160,8 +165,7 @@ def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:
     if scope is None:
         return None
     scope.trainings += 1
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", label)
-    return ProgressFile(scope, scope.directory / f"{scope.trainings:02d}-{name}.pt", fingerprint)
+    return ProgressFile(scope, scope.directory / f"{scope.trainings:02d}-{_file_name(label)}.pt", fingerprint)
 
 
 def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str) -> str:
