@@ -40,7 +40,7 @@ def test_registered_with_the_right_contract():
 
 
 @pytest.mark.parametrize("name", ["cathode", "anode"])
-@pytest.mark.parametrize("profile", ["fast", "paper", "paper-gpu"])
+@pytest.mark.parametrize("profile", ["fast", "cpu", "paper", "paper-gpu"])
 def test_presets_build_the_method(name, profile):
     preset = load_preset(name, profile)
     config = get_method_class(name)(device="cpu", seed=0, settings=preset.params).config
@@ -50,6 +50,10 @@ def test_presets_build_the_method(name, profile):
         assert preset.template.mass_sampler == "kde"
     if profile == "paper-gpu":
         assert config.train.batch_size >= 1024
+    if profile == "cpu":  # R-ANODE's spline background, named as not the published flow
+        assert config.flow.kind == "nsf" and preset.variant == f"{name}+nsf"
+        ranode = get_method_class("ranode")(settings=load_preset("ranode", "cpu").params).config
+        assert (config.flow, config.train) == (ranode.flow, ranode.train)
 
 
 def test_paper_presets_are_the_published_setup():
