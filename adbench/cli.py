@@ -210,6 +210,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_methods(_: argparse.Namespace) -> int:
+    from adbench.methods.presets import method_profiles
     from adbench.methods.registry import get_method_class, method_names
 
     for name in method_names():
@@ -217,6 +218,11 @@ def cmd_methods(_: argparse.Namespace) -> int:
         kind = "per window" if cls.per_window else "trained once"
         aliases = f" (alias: {', '.join(cls.aliases)})" if cls.aliases else ""
         print(f"{name:16s} {cls.family or '-':28s} {kind:12s} {cls.produces}{aliases}")
+        profiles = [f"{profile} ({variant})" if variant else profile
+                    for profile, variant in method_profiles(name).items()]
+        print(f"{'':16s} profiles: {', '.join(profiles)}")
+    print("Run a profile with METHOD:PROFILE (e.g. cathode:cpu) or --profile; a profile named in brackets "
+          "is not the published method and its results carry that name.")
     return 0
 
 

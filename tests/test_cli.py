@@ -333,6 +333,13 @@ def test_methods_and_data_list(capsys):
     code, out, _ = run_cli(capsys, "methods")
     assert code == 0 and {"idealized", "supervised", "sigma-context", "cathode", "radot"} <= {
         line.split()[0] for line in out.splitlines()}
+    lines = out.splitlines()
+    profiles = {name: line.split("profiles: ")[1] for name, line in zip(lines, lines[1:], strict=False)
+                if "profiles: " in line}
+    cathode = next(value for name, value in profiles.items() if name.startswith("cathode "))
+    assert cathode.startswith("fast, cpu (cathode+nsf), paper") and "fast-edge (cathode+edge)" in cathode
+    radot = next(value for name, value in profiles.items() if name.startswith("radot "))
+    assert radot == "fast (radot-projection), paper"
     code, out, _ = run_cli(capsys, "data", "list")
     assert code == 0 and "lhco" in out.split() and "synthetic" in out.split()
 

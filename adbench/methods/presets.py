@@ -125,6 +125,18 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     return Preset(method, profile, profile_params(table, profile, path), spec, f"{path.name} [{profile}]", variant)
 
 
+def method_profiles(method: str) -> dict[str, str]:
+    """The profiles a (canonical) method name can run with, each with the variant name its results
+    carry ("" for the published method); the built-in ``PROFILES`` for a method without a preset."""
+    path = resource_dir("methods") / f"{method}.toml"
+    if not path.is_file():
+        return dict.fromkeys(PROFILES, "")
+    table = read_preset_file(path)
+    variants = table.get("variants", {})
+    return {name: (f"{method}{variants[name]}" if str(variants.get(name, "")).startswith("+")
+                   else str(variants.get(name, ""))) for name in available_profiles(table)}
+
+
 def profile_params(table: dict[str, Any], profile: str, path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """A profile's settings table, with ``extends = "<profile>"`` resolved (the named profile's table,
     updated by this one's values)."""
