@@ -119,10 +119,15 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
     if template:
         raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
                           "a run setting now: --template-size)")
-    variant = str(table.get("variants", {}).get(profile, ""))
-    if variant.startswith("+"):
-        variant = method + variant
+    variant = variant_name(table, method, profile)
     return Preset(method, profile, profile_params(table, profile, path), spec, f"{path.name} [{profile}]", variant)
+
+
+def variant_name(table: dict[str, Any], method: str, profile: str) -> str:
+    """The name a profile's results carry when it is not the published method ("" when it is): its
+    ``[variants]`` entry, with a leading ``+`` read as appended to the method's name."""
+    variant = str(table.get("variants", {}).get(profile, ""))
+    return method + variant if variant.startswith("+") else variant
 
 
 def method_profiles(method: str) -> dict[str, str]:
@@ -132,9 +137,7 @@ def method_profiles(method: str) -> dict[str, str]:
     if not path.is_file():
         return dict.fromkeys(PROFILES, "")
     table = read_preset_file(path)
-    variants = table.get("variants", {})
-    return {name: (f"{method}{variants[name]}" if str(variants.get(name, "")).startswith("+")
-                   else str(variants.get(name, ""))) for name in available_profiles(table)}
+    return {name: variant_name(table, method, name) for name in available_profiles(table)}
 
 
 def profile_params(table: dict[str, Any], profile: str, path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
