@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from adbench.errors import DataError
-from adbench.mass_trends import DijetEdgeTrend, MassQuantileTrend, MassTrend
+from adbench.mass_trends import DijetEdgeTrend, DijetStretchTrend, MassQuantileTrend, MassTrend
 from adbench.preprocessing import LogitScaler
 
 
@@ -181,3 +181,40 @@ def test_dijet_edge_trend_inverts_at_the_events_masses_ignoring_anchors():
         DijetEdgeTrend((1,), pt_min=0.0)
     with pytest.raises(DataError, match="masses must be finite and > 0"):
         trend.transform(x[:2], np.array([3.5, -1.0]))
+
+
+def test_dijet_stretch_keeps_pi_and_moves_the_edge_to_the_reference():
+    rng = np.random.default_rng(8)
+    m = rng.uniform(2.6, 4.4, 4000)
+    x = np.column_stack([rng.normal(size=4000), np.pi + 0.4 * rng.normal(size=4000)])
+    trend = DijetStretchTrend((1,), smoothing=0.03).fit(x, m)
+    assert trend.reference_mass_ == pytest.approx(np.median(m))
+    z = trend.transform(x, m)
+    below = x[:, 1] <= np.pi
+    # Below pi nothing moves; the other column never does.
+    assert np.array_equal(z[below, 1], x[below, 1]) and np.array_equal(z[:, 0], x[:, 0])
+    # The edge at every mass lands near the reference edge (exactly up to the smoothing's offset).
+    masses = np.array([2.8, 3.3, 3.7, 4.2])
+    edges = trend.edge(masses)
+    moved = trend.transform(np.column_stack([np.zeros(4), edges]), masses)[:, 1]
+    reference = trend.edge(np.array([trend.reference_mass_]))[0]
+    assert np.abs(moved - reference).max() < 0.1 < np.ptp(edges)
+    # Increasing in delta_R at each mass (including below 2 pT_min, where the stretch is capped),
+    # with a slope of 1 at pi (no kink at the back-to-back peak), and inverted exactly.
+    grid = np.linspace(2.0, 5.0, 3001)
+    for mass in (2.0, 2.6, 3.5, 4.4):
+        values = trend.transform(np.column_stack([np.zeros_like(grid), grid]), np.full_like(grid, mass))[:, 1]
+        assert (np.diff(values) > 0).all()
+        near_pi = np.pi + np.array([0.0, 1e-5])
+        step = trend.transform(np.column_stack([np.zeros(2), near_pi]), np.full(2, mass))[:, 1]
+        assert np.diff(step)[0] / 1e-5 == pytest.approx(1.0, abs=0.01)
+        assert trend.stretch(np.array([mass]))[0, 0] <= trend.max_stretch
+    assert np.allclose(trend.inverse_transform(z, m), x, atol=1e-5)
+    clone = MassTrend.from_state_dict(trend.state_dict())
+    assert isinstance(clone, DijetStretchTrend) and clone.reference_mass_ == trend.reference_mass_
+    assert np.array_equal(clone.transform(x, m), z)
+    for bad in ({"smoothing": 0.0}, {"max_stretch": 1.0}):
+        with pytest.raises(DataError, match=next(iter(bad))):
+            DijetStretchTrend((1,), **bad)
+    with pytest.raises(DataError, match="below 2 pT_min"):
+        DijetStretchTrend((1,)).fit(x, np.full(4000, 2.0))

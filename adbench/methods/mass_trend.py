@@ -22,7 +22,8 @@ class MassTrendSettings:
     #: How: ``location-scale`` (a polynomial drift of location and scale, ``MassTrend``),
     #: ``quantile`` (conditional quantiles to a standard normal, ``MassQuantileTrend``) or
     #: ``dijet-edge`` (delta_R over its kinematic edge at the event's mjj, ``DijetEdgeTrend``;
-    #: delta_R only).
+    #: delta_R only) or ``dijet-stretch`` (delta_R's part above pi stretched so that the edge stays
+    #: put, ``DijetStretchTrend``; delta_R only).
     mass_trend_kind: str = field(default="location-scale", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:

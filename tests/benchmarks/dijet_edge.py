@@ -10,7 +10,9 @@ above the edge and above pi, and how far each quantile moves (max - min) across 
 Prints one JSON line per dataset and feature version: ``delta_R``; ``delta_R / R_max``; the same times
 R_max at the reference mass (``--reference``, to read its drift in delta_R's units); and delta_R with only
 its part above pi stretched to the reference edge, ``pi + (delta_R - pi) (R_max(ref) - pi) / (R_max(m) - pi)``
-(a candidate that keeps the back-to-back peak at pi in place; not a trend kind of adbench).
+(a candidate that keeps the back-to-back peak at pi in place); and the smooth form of that stretch that
+adbench implements (``DijetStretchTrend``, mass trend kind ``dijet-stretch``, its reference mass set to
+``--reference``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def quantile_rows(values: np.ndarray, bins: list[np.ndarray], spread_over: np.nd
     return {"quantiles": table.round(4).tolist(), "spread": spread.round(4).tolist()}
 
 
+def smooth_stretch(delta_r: np.ndarray, m: np.ndarray, reference: float) -> np.ndarray:
+    """(n,) delta_R at masses (n,) -> (n,) ``DijetStretchTrend``'s values with its reference at ``reference``."""
+    from adbench.mass_trends import DijetStretchTrend
+
+    trend = DijetStretchTrend((0,))
+    trend.reference_mass_ = reference
+    return trend.transform(delta_r[:, None], m)[:, 0]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     from adbench.data.cards import load_dataset
@@ -77,7 +88,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         versions = {"delta_R": delta_r, "delta_R / R_max": ratio,
                     f"delta_R / R_max x R_max({args.reference:g})": ratio * reference,
                     "delta_R stretched above pi":
-                        np.where(delta_r > np.pi, np.pi + (delta_r - np.pi) * stretch, delta_r)}
+                        np.where(delta_r > np.pi, np.pi + (delta_r - np.pi) * stretch, delta_r),
+                    "delta_R stretched above pi, smooth (dijet-stretch)": smooth_stretch(delta_r, m, args.reference)}
         for feature, values in versions.items():
             row = {"dataset": name, "feature": feature, "levels": list(LEVELS), "mjj_bins": edges.tolist(),
                    "pt_min": edge.pt_min, "spread_from": args.spread_from, "share_above_edge": above,

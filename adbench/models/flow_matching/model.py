@@ -99,7 +99,8 @@ class FlowMatcher:
         mass_trend: indices of the features whose mass dependence is removed before the feature
             transform (none by default), the way ``trend_kind`` says.
         trend_kind: a key of ``adbench.mass_trends.MASS_TRENDS``: ``location-scale`` (``MassTrend``),
-            ``quantile`` (``MassQuantileTrend``) or ``dijet-edge`` (``DijetEdgeTrend``).
+            ``quantile`` (``MassQuantileTrend``), ``dijet-edge`` (``DijetEdgeTrend``) or ``dijet-stretch``
+            (``DijetStretchTrend``).
     """
 
     #: The fitted ``MassTrend`` (None without one; a class default, so models pickled before the
