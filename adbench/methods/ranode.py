@@ -32,6 +32,7 @@ them with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +40,11 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
+from adbench.mass_trends import MASS_TRENDS
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
 from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
+from adbench.methods.mass_trend import MassTrendSettings, trend_columns
 from adbench.methods.registry import register
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
@@ -68,8 +71,10 @@ class SignalSettings:
 
 
 @dataclass(frozen=True)
-class RanodeSettings(FlowMethodSettings):
-    """R-ANODE's settings: ``flow`` and ``train`` are the background flow's (the family's tables).
+class RanodeSettings(MassTrendSettings, FlowMethodSettings):
+    """R-ANODE's settings: ``flow`` and ``train`` are the background flow's (the family's tables);
+    ``mass_trend`` (fitted on the sidebands) transforms the features before both densities see them,
+    so its Jacobian cancels in the mixture's w and in the score.
 
     Attributes:
         signal: the signal flow and its training.
@@ -93,6 +98,7 @@ class RanodeSettings(FlowMethodSettings):
     signal_splits: int = field(default=1, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.w_init < 1.0:
             raise ConfigError(f"w_init must be in (0, 1), got {self.w_init}")
         if not self.w_step_scale > 0:
@@ -169,6 +175,9 @@ class Ranode(_FlowMethod):
     Settings = RanodeSettings
     needs_zuko = True  # the signal flow
 
+    def check_features(self, features: Sequence[str]) -> None:
+        trend_columns(self.name, self.config, features)
+
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Ranode:
         from adbench.models.signal_mixture import build_signal_flow, fit_mixture
 
@@ -177,7 +186,9 @@ class Ranode(_FlowMethod):
         sr = events.select(window.in_sr(events.m))
         if len(sr) < MIN_TRAIN_EVENTS:
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to fit the signal model")
-        self.scaler_ = LogitScaler().fit(events.x)
+        columns = trend_columns(self.name, config, events.features)
+        self.trend_ = MASS_TRENDS[config.mass_trend_kind](columns).fit(sidebands.x, sidebands.m) if columns else None
+        self.scaler_ = LogitScaler().fit(self._features(events))
         self._fit_background(events, sidebands, window)
         self.coordinate_ = MassCoordinate(window.low, window.width).fit(sr.m)
         u, log_bkg = self._coordinates(sr)
@@ -195,6 +206,10 @@ class Ranode(_FlowMethod):
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
 
+    def _features(self, events: Events) -> np.ndarray:
+        """(n, d) the features both densities model: the events' own, or after the mass trend."""
+        return events.x if self.trend_ is None else self.trend_.transform(events.x, events.m)
+
     def _split_seed(self, split: int) -> int:
         return self.seed + SIGNAL_SEED + SPLIT_SEED_STEP * split
 
@@ -208,7 +223,7 @@ class Ranode(_FlowMethod):
     def _fit_background(self, events: Events, sidebands: Events, window: Window) -> None:
         """The fixed background model: ``background_flow_`` (p_bkg(x | m), anything with the flow's
         ``log_prob(x, m, physical=False)`` and ``info()``), ``log_mass_bkg_`` and ``mass_fit_``."""
-        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, self.scaler_)
+        self.background_flow_ = self._new_flow(self.seed).fit(self._features(sidebands), sidebands.m, self.scaler_)
         self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(events.m, window,
                                                                         self.config.mass_sideband_width)
 
@@ -216,8 +231,9 @@ class Ranode(_FlowMethod):
         """SR events -> u = (t, z) (n, 1 + d) float32 and log p_bkg(u) (n,): the background in the
         signal flow's coordinates, p_bkg(z | m) p_bkg(m) |dm/dt|."""
         t = self.coordinate_.transform(events.m)
-        z = self.scaler_.transform(events.x)
-        log_bkg = (self.background_flow_.log_prob(events.x, events.m, physical=False)
+        x = self._features(events)
+        z = self.scaler_.transform(x)
+        log_bkg = (self.background_flow_.log_prob(x, events.m, physical=False)
                    + self.log_mass_bkg_(events.m) - self.coordinate_.log_jacobian(events.m))
         return np.column_stack([t, z]).astype(np.float32), log_bkg
 
@@ -265,12 +281,13 @@ class Ranode(_FlowMethod):
         """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
         m = np.asarray(events.m, dtype=np.float64)
         t = self.coordinate_.transform(m)
-        z = self.scaler_.transform(events.x)
+        x = self._features(events)
+        z = self.scaler_.transform(x)
         log_joint = self._signal_log_prob(np.column_stack([t, z]))
         bins = np.clip(np.searchsorted(self.mass_edges_, m, side="right") - 1, 0, len(self.log_mass_sig_) - 1)
         # p_sig(z | m) = p_sig(t, z) |dt/dm| / p_sig(m)
         log_sig = log_joint + self.coordinate_.log_jacobian(m) - self.log_mass_sig_[bins]
-        log_bkg = self.background_flow_.log_prob(events.x, m, physical=False)
+        log_bkg = self.background_flow_.log_prob(x, m, physical=False)
         return likelihood_ratio(log_sig, log_bkg, "ranode", "signal")
 
     def info(self) -> dict[str, Any]:
@@ -297,6 +314,8 @@ class Ranode(_FlowMethod):
             "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,
                             **record.summary(), "kept_val_losses": list(record.kept_val_losses)},
             "signal_splits": len(self.splits_),  # signal_flow's record is split 0's
+            **({"mass_trend_columns": list(self.trend_.columns), "mass_trend_kind": self.trend_.kind}
+               if self.trend_ is not None else {}),
             "signal_train_seconds": round(sum(t.record.seconds for t in self.splits_), 3),
             **splits,
         }

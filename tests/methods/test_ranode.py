@@ -195,6 +195,30 @@ def test_a_spline_background_flow_fits_and_scores(small_split):
     assert np.isfinite(score).all()
 
 
+def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
+    data = small_split.data
+    settings = {**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": "dijet-stretch"}
+    method = Ranode(seed=0, settings=settings).fit(data, WINDOW)
+    info = method.info()
+    assert info["mass_trend_kind"] == "dijet-stretch" and info["mass_trend_columns"] == [data.features.index("delta_R")]
+    sidebands = data.select(~WINDOW.in_sr(data.m))
+    assert method.trend_.reference_mass_ == pytest.approx(np.median(sidebands.m))
+    # The background flow and the signal flow see the stretched delta_R, not the raw one: the score is
+    # their log-ratio at the transformed features (the trend's Jacobian cancels in it).
+    test = small_split.test_in(WINDOW)
+    stretched = method.trend_.transform(test.x, test.m)
+    assert not np.allclose(stretched, test.x)
+    log_bkg = method.background_flow_.log_prob(stretched, test.m, physical=False)
+    u = np.column_stack([method.coordinate_.transform(test.m), method.scaler_.transform(stretched)])
+    bins = np.clip(np.searchsorted(method.mass_edges_, test.m, side="right") - 1, 0, len(method.log_mass_sig_) - 1)
+    log_sig = method._signal_log_prob(u) + method.coordinate_.log_jacobian(test.m) - method.log_mass_sig_[bins]
+    np.testing.assert_allclose(method.score(test, WINDOW), log_sig - log_bkg, rtol=1e-6, atol=1e-6)
+    assert 0 < info["fitted_w"] < 1
+    with pytest.raises(ConfigError, match=r"ranode: mass_trend names \['dR'\]"):
+        Ranode(settings={**TINY, "mass_trend": ["dR"]}).fit(data, WINDOW)
+    assert "mass_trend_kind" not in Ranode(seed=0, settings=TINY).info()
+
+
 @pytest.mark.parametrize(("settings", "key"), [
     ({"w_init": 0.0}, "w_init"),
     ({"w_init": 1.5}, "w_init"),
@@ -203,6 +227,7 @@ def test_a_spline_background_flow_fits_and_scores(small_split):
     ({"mass_samples": 10}, "mass_samples"),
     ({"signal_splits": 0}, "signal_splits"),
     ({"signal_splits": 2.0}, "signal_splits"),
+    ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
     with pytest.raises(ConfigError, match=key) as error:
