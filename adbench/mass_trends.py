@@ -1,7 +1,8 @@
 """Mass-dependent, invertible transforms of chosen features, applied before the feature transform of
 ``adbench.preprocessing``: ``MassTrend`` (a polynomial drift of location and scale), ``MassQuantileTrend``
 (conditional quantiles to a standard normal), ``DijetEdgeTrend`` (delta_R over its kinematic edge
-at the dijet mass) and ``DijetStretchTrend`` (delta_R's part above pi stretched to a fixed edge). Not in the papers: adbench options, measured in tests/benchmarks/ablation_sigma.py,
+at the dijet mass) and ``DijetStretchTrend`` (delta_R's part above pi stretched to a fixed edge). Not
+in the papers: adbench options, measured in tests/benchmarks/ablation_sigma.py,
 tests/benchmarks/dijet_edge.py and reports/ (see reports/README)."""
 
 from __future__ import annotations
