@@ -100,11 +100,12 @@ def test_cathode_mass_trend_is_fitted_on_the_sidebands(small_split):
     assert template.shape == (200, data.n_features) and np.isfinite(template).all()
     with pytest.raises(ConfigError, match=r"cathode: mass_trend names \['dR'\]"):
         Cathode(settings={**TINY, "mass_trend": ["dR"]}).fit(data, WINDOW)
-    edge = Cathode(seed=0, settings={**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": "dijet-edge"})
-    edge.fit(data, WINDOW)
-    edged = edge.sample(np.linspace(3.31, 3.69, 200), WINDOW)
-    assert edged.shape == (200, data.n_features) and np.isfinite(edged).all()
-    assert edge.info()["mass_trend_kind"] == "dijet-edge"
+    for kind in ("dijet-edge", "dijet-stretch"):
+        edge = Cathode(seed=0, settings={**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": kind})
+        edge.fit(data, WINDOW)
+        edged = edge.sample(np.linspace(3.31, 3.69, 200), WINDOW)
+        assert edged.shape == (200, data.n_features) and np.isfinite(edged).all()
+        assert edge.info()["mass_trend_kind"] == kind
 
 
 def test_cathode_never_reads_labels(small_split):

@@ -173,11 +173,12 @@ def test_mass_trend_names_features_and_leaves_the_default_hash_alone(tiny_split)
     assert context.shape == (50, 5) and np.isfinite(context).all()
     with pytest.raises(ConfigError, match="'dijet-edge' applies to delta_R only, not to tau21_j1"):
         _ = VData(settings=tiny(mass_trend=["delta_R", "tau21_j1"], mass_trend_kind="dijet-edge")).config
-    edge_settings = tiny(mass_trend=["delta_R"], mass_trend_kind="dijet-edge")
-    edge = VData(settings=edge_settings).fit(tiny_split.data, None)
-    assert edge.info()["mass_trend_kind"] == "dijet-edge"
-    context = SigmaContext(settings=edge_settings).share_fit_from(edge).sample(np.full(50, 3.5), Window())
-    assert context.shape == (50, 5) and np.isfinite(context).all()
+    for kind in ("dijet-edge", "dijet-stretch"):  # known kinematics: read at the SR masses
+        edge_settings = tiny(mass_trend=["delta_R"], mass_trend_kind=kind)
+        edge = VData(settings=edge_settings).fit(tiny_split.data, None)
+        assert edge.info()["mass_trend_kind"] == kind
+        context = SigmaContext(settings=edge_settings).share_fit_from(edge).sample(np.full(50, 3.5), Window())
+        assert context.shape == (50, 5) and np.isfinite(context).all()
 
 
 def test_shared_fit_and_templates(tiny_split, tiny_vdata):
