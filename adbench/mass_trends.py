@@ -339,8 +339,11 @@ class DijetStretchTrend(DijetEdgeTrend):
     s far above it, and it is increasing for every s > 0, with a closed-form inverse (a quadratic).
     From 2.9 to 4.1 TeV the piecewise-linear stretch moves the background's 90-99% quantiles by
     0.03-0.05 against 0.37-0.41 raw (``tests/benchmarks/dijet_edge.py``, reports/dijet-edge-cpu.json).
-    Below ``2 pT_min`` there is no edge above pi: the gap ``R_max(m) - pi`` is floored at
-    ``(R_max(m_ref) - pi) / max_stretch``, so s never exceeds ``max_stretch``.
+    Near and below ``2 pT_min`` the edge closes in on pi (below it there is none): the gap
+    ``R_max(m) - pi`` is floored at ``(R_max(m_ref) - pi) / max_stretch``, so s never exceeds
+    ``max_stretch`` (reached at about 2.55 TeV for a 3.05 TeV reference, with a kink in m there; about
+    7% of LHCO's events lie below, far from the SRs). With s != 1 the density's slope change at pi is
+    not removed but spread over about ``smoothing`` above it.
 
     Args:
         columns: indices of the features to transform (delta_R only: ``APPLIES_TO``).
@@ -348,8 +351,8 @@ class DijetStretchTrend(DijetEdgeTrend):
         pt_min: the trigger's jet pT threshold in TeV.
         smoothing: the width above pi (in delta_R) over which the slope turns from 1 to s.
         max_stretch: the largest s, reached at and below ``2 pT_min``.
-    The reference mass ``m_ref`` is the median mass of the fitted sample (only the scale of the
-    transformed values depends on it).
+    The reference mass ``m_ref`` is the median mass of the fitted sample (it sets the scale of the
+    transformed values above pi, and a little of their shape within ``smoothing`` of pi).
     """
 
     kind = "dijet-stretch"

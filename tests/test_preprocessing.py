@@ -210,9 +210,13 @@ def test_dijet_stretch_keeps_pi_and_moves_the_edge_to_the_reference():
         assert np.diff(step)[0] / 1e-5 == pytest.approx(1.0, abs=0.01)
         assert trend.stretch(np.array([mass]))[0, 0] <= trend.max_stretch
     assert np.allclose(trend.inverse_transform(z, m), x, atol=1e-5)
-    clone = MassTrend.from_state_dict(trend.state_dict())
-    assert isinstance(clone, DijetStretchTrend) and clone.reference_mass_ == trend.reference_mass_
-    assert np.array_equal(clone.transform(x, m), z)
+    custom = DijetStretchTrend((1,), pt_min=1.1, smoothing=0.05, max_stretch=3.0).fit(x, m)
+    clone = MassTrend.from_state_dict(json.loads(json.dumps(custom.state_dict())))
+    assert isinstance(clone, DijetStretchTrend)
+    assert (clone.pt_min, clone.smoothing, clone.max_stretch, clone.reference_mass_) == \
+        (1.1, 0.05, 3.0, custom.reference_mass_)
+    assert np.array_equal(clone.transform(x, m), custom.transform(x, m))
+    assert not np.allclose(custom.transform(x, m), z)
     for bad in ({"smoothing": 0.0}, {"max_stretch": 1.0}):
         with pytest.raises(DataError, match=next(iter(bad))):
             DijetStretchTrend((1,), **bad)

@@ -82,6 +82,9 @@ def ranode_with(background: str):
 
     class GeneratorRanode(Ranode):
         def _fit_background(self, events, sidebands, window) -> None:
+            if self.trend_ is not None:  # the generator's density is in the raw features
+                raise SystemExit(f"--backgrounds {background}: the profile's mass trend would feed it transformed "
+                                 "features; choose a profile without one")
             self.background_flow_ = GeneratorDensity(model.background, self.scaler_)
             if background == "generator-x":
                 self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(
