@@ -18,9 +18,8 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
-from adbench.mass_trends import MASS_TRENDS
 from adbench.methods.base import BackgroundModel, Truth, require
-from adbench.methods.mass_trend import MassTrendSettings, trend_columns
+from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
 from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
@@ -108,8 +107,7 @@ class Cathode(_FlowMethod):
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Cathode:
         sidebands = self._sidebands(events, window)
         config = self.config
-        columns = trend_columns(self.name, config, sidebands.features)
-        self.trend_ = MASS_TRENDS[config.mass_trend_kind](columns).fit(sidebands.x, sidebands.m) if columns else None
+        self.trend_ = fit_trend(self.name, config, sidebands)
         x = sidebands.x if self.trend_ is None else self.trend_.transform(sidebands.x, sidebands.m)
         self.flow_ = self._new_flow(self.seed).fit(x, sidebands.m)
         self.n_sideband_ = len(sidebands)

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from adbench.data.events import Events
 from adbench.errors import ConfigError
-from adbench.mass_trends import MASS_TRENDS
+from adbench.mass_trends import MASS_TRENDS, MassTrend
 from adbench.settings import ADDED_LATER
 
 
@@ -54,3 +55,9 @@ def trend_columns(method: str, settings: MassTrendSettings, features: Sequence[s
         raise ConfigError(f"{method}: mass_trend names {missing}, which are not among the features "
                           f"{', '.join(features)}")
     return tuple(features.index(name) for name in settings.mass_trend)
+
+
+def fit_trend(method: str, settings: MassTrendSettings, events: Events) -> MassTrend | None:
+    """The settings' mass trend fitted to ``events`` (a method's sidebands), or None without one."""
+    columns = trend_columns(method, settings, events.features)
+    return MASS_TRENDS[settings.mass_trend_kind](columns).fit(events.x, events.m) if columns else None

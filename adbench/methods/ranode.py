@@ -40,11 +40,10 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
-from adbench.mass_trends import MASS_TRENDS
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
 from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
-from adbench.methods.mass_trend import MassTrendSettings, trend_columns
+from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns
 from adbench.methods.registry import register
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
@@ -186,8 +185,7 @@ class Ranode(_FlowMethod):
         sr = events.select(window.in_sr(events.m))
         if len(sr) < MIN_TRAIN_EVENTS:
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to fit the signal model")
-        columns = trend_columns(self.name, config, events.features)
-        self.trend_ = MASS_TRENDS[config.mass_trend_kind](columns).fit(sidebands.x, sidebands.m) if columns else None
+        self.trend_ = fit_trend(self.name, config, sidebands)
         self.scaler_ = LogitScaler().fit(self._features(events))
         self._fit_background(events, sidebands, window)
         self.coordinate_ = MassCoordinate(window.low, window.width).fit(sr.m)
