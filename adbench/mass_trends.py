@@ -350,7 +350,8 @@ class DijetStretchTrend(DijetEdgeTrend):
         degree: unused (the interface of ``MassTrend``).
         pt_min: the trigger's jet pT threshold in TeV.
         smoothing: the width above pi (in delta_R) over which the slope turns from 1 to s.
-        max_stretch: the largest s, reached at and below ``2 pT_min``.
+        max_stretch: the largest s, reached where the gap to pi falls to 1 / max_stretch of the
+            reference's (about 2.55 TeV for a 3.05 TeV reference) and below.
     The reference mass ``m_ref`` is the median mass of the fitted sample (it sets the scale of the
     transformed values above pi, and a little of their shape within ``smoothing`` of pi).
     """

@@ -19,7 +19,7 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.methods.base import BackgroundModel, Truth, require
-from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns
+from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
 from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
@@ -108,8 +108,7 @@ class Cathode(_FlowMethod):
         sidebands = self._sidebands(events, window)
         config = self.config
         self.trend_ = fit_trend(self.name, config, sidebands)
-        x = sidebands.x if self.trend_ is None else self.trend_.transform(sidebands.x, sidebands.m)
-        self.flow_ = self._new_flow(self.seed).fit(x, sidebands.m)
+        self.flow_ = self._new_flow(self.seed).fit(trended_features(self.trend_, sidebands), sidebands.m)
         self.n_sideband_ = len(sidebands)
         return self
 
@@ -122,9 +121,7 @@ class Cathode(_FlowMethod):
     def info(self) -> dict[str, Any]:
         if not hasattr(self, "flow_"):
             return {}
-        trend = {"mass_trend_columns": list(self.trend_.columns), "mass_trend_kind": self.trend_.kind} \
-            if self.trend_ is not None else {}
-        return {"sideband_events": self.n_sideband_, **self.flow_.info(), **trend}
+        return {"sideband_events": self.n_sideband_, **self.flow_.info(), **trend_info(self.trend_)}
 
 
 #: How the data flow's training length is set: ``background`` (as many optimiser steps as the

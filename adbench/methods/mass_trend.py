@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from adbench.data.events import Events
 from adbench.errors import ConfigError
@@ -61,3 +64,13 @@ def fit_trend(method: str, settings: MassTrendSettings, events: Events) -> MassT
     """The settings' mass trend fitted to ``events`` (a method's sidebands), or None without one."""
     columns = trend_columns(method, settings, events.features)
     return MASS_TRENDS[settings.mass_trend_kind](columns).fit(events.x, events.m) if columns else None
+
+
+def trended_features(trend: MassTrend | None, events: Events) -> np.ndarray:
+    """(n, d) the features a method's model sees: the events' own, or after the fitted trend."""
+    return events.x if trend is None else trend.transform(events.x, events.m)
+
+
+def trend_info(trend: MassTrend | None) -> dict[str, Any]:
+    """The ``info()`` entries that say which trend a method used (none without one)."""
+    return {} if trend is None else {"mass_trend_columns": list(trend.columns), "mass_trend_kind": trend.kind}

@@ -43,7 +43,7 @@ from adbench.errors import ConfigError, MethodFailure
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
 from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
-from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns
+from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
@@ -206,7 +206,7 @@ class Ranode(_FlowMethod):
 
     def _features(self, events: Events) -> np.ndarray:
         """(n, d) the features both densities model: the events' own, or after the mass trend."""
-        return events.x if self.trend_ is None else self.trend_.transform(events.x, events.m)
+        return trended_features(self.trend_, events)
 
     def _split_seed(self, split: int) -> int:
         return self.seed + SIGNAL_SEED + SPLIT_SEED_STEP * split
@@ -312,8 +312,7 @@ class Ranode(_FlowMethod):
             "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,
                             **record.summary(), "kept_val_losses": list(record.kept_val_losses)},
             "signal_splits": len(self.splits_),  # signal_flow's record is split 0's
-            **({"mass_trend_columns": list(self.trend_.columns), "mass_trend_kind": self.trend_.kind}
-               if self.trend_ is not None else {}),
+            **trend_info(self.trend_),
             "signal_train_seconds": round(sum(t.record.seconds for t in self.splits_), 3),
             **splits,
         }
