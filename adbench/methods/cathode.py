@@ -130,8 +130,9 @@ DATA_FLOW_STEPS = ("background", "epochs")
 
 
 @dataclass(frozen=True)
-class AnodeSettings(FlowMethodSettings):
-    """ANODE's settings: the family's tables for both flows, and
+class AnodeSettings(MassTrendSettings, FlowMethodSettings):
+    """ANODE's settings: the family's tables for both flows, ``mass_trend`` (fitted on the sidebands,
+    applied to the features of both flows), and
 
     Attributes:
         data_flow_steps: ``background`` (default, an adbench choice): the data flow trains for as many
@@ -143,6 +144,7 @@ class AnodeSettings(FlowMethodSettings):
     data_flow_steps: str = "background"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.data_flow_steps not in DATA_FLOW_STEPS:
             raise ConfigError(f"data_flow_steps must be one of {', '.join(DATA_FLOW_STEPS)}, "
                               f"got {self.data_flow_steps!r}")
@@ -165,31 +167,38 @@ class Anode(_FlowMethod):
     The background flow is CATHODE's (sidebands); the data flow has the same settings and is trained
     on the SR data, by default for as many optimiser steps as the background flow
     (``AnodeSettings.data_flow_steps``). Both model the features after one shared ``LogitScaler``
-    (fitted on all the data), so the scaler's Jacobian cancels in the ratio.
+    (fitted on all the data) and after the same mass trend, if any (fitted on the sidebands), so the
+    Jacobians of both cancel in the ratio.
     """
 
     name = "anode"
     produces = "score"
     Settings = AnodeSettings
 
+    def check_features(self, features: Sequence[str]) -> None:
+        trend_columns(self.name, self.config, features)
+
     def fit(self, events: Events, window: Window | None, truth: Truth | None = None) -> Anode:
         sidebands = self._sidebands(events, window)
         sr = events.select(window.in_sr(events.m))
         if len(sr) < MIN_TRAIN_EVENTS:
             raise MethodFailure(f"{window}: only {len(sr)} SR data events to train the data flow")
-        scaler = LogitScaler().fit(events.x)
-        self.background_flow_ = self._new_flow(self.seed).fit(sidebands.x, sidebands.m, scaler)
+        self.trend_ = fit_trend(self.name, self.config, sidebands)
+        scaler = LogitScaler().fit(trended_features(self.trend_, events))
+        self.background_flow_ = self._new_flow(self.seed).fit(
+            trended_features(self.trend_, sidebands), sidebands.m, scaler)
         train = self.config.train
         if self.config.data_flow_steps == "background":
             train = replace(train, epochs=matched_epochs(train, len(sidebands), len(sr)))
-        self.data_flow_ = self._new_flow(self.seed + 7919, train).fit(sr.x, sr.m, scaler)
+        self.data_flow_ = self._new_flow(self.seed + 7919, train).fit(trended_features(self.trend_, sr), sr.m, scaler)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) log-likelihood ratio of the events (higher = more signal-like)."""
-        log_data = self.data_flow_.log_prob(events.x, events.m, physical=False)
-        log_bkg = self.background_flow_.log_prob(events.x, events.m, physical=False)
+        x = trended_features(self.trend_, events)
+        log_data = self.data_flow_.log_prob(x, events.m, physical=False)
+        log_bkg = self.background_flow_.log_prob(x, events.m, physical=False)
         return likelihood_ratio(log_data, log_bkg, "anode", "data")
 
     def info(self) -> dict[str, Any]:
@@ -200,4 +209,5 @@ class Anode(_FlowMethod):
             "sr_events": self.n_sr_,
             "background_flow": self.background_flow_.info(),
             "data_flow": self.data_flow_.info(),
+            **trend_info(self.trend_),
         }

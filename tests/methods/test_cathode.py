@@ -172,6 +172,32 @@ def test_anode_non_finite_densities_are_a_method_failure(small_split, monkeypatc
         model.score(test, WINDOW)
 
 
+def test_anode_mass_trend_transforms_the_features_of_both_flows(small_split):
+    data, test = small_split.data, small_split.test_in(WINDOW)
+    settings = {**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": "dijet-stretch"}
+    model = Anode(seed=0, settings=settings).fit(data, WINDOW)
+    sidebands = data.select(~WINDOW.in_sr(data.m))
+    assert model.trend_.reference_mass_ == pytest.approx(np.median(sidebands.m))
+    info = model.info()
+    assert info["mass_trend_kind"] == "dijet-stretch"
+    assert info["mass_trend_columns"] == [data.features.index("delta_R")]
+    # the shared scaler is fitted on the stretched features, which differ from the raw ones
+    stretched = model.trend_.transform(data.x, data.m)
+    assert not np.allclose(stretched, data.x)
+    scaler = model.data_flow_.scaler_
+    assert scaler is model.background_flow_.scaler_
+    np.testing.assert_allclose(scaler.transform(stretched), type(scaler)().fit(stretched).transform(stretched))
+    # the score is the flows' log-ratio at the stretched features (the trend's Jacobian cancels)
+    x = model.trend_.transform(test.x, test.m)
+    expected = (model.data_flow_.log_prob(x, test.m, physical=False)
+                - model.background_flow_.log_prob(x, test.m, physical=False))
+    np.testing.assert_allclose(model.score(test, WINDOW), expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ConfigError, match=r"anode: mass_trend names \['dR'\]"):
+        Anode(settings={**TINY, "mass_trend": ["dR"]}).fit(data, WINDOW)
+    with pytest.raises(ConfigError, match="delta_R only"):
+        Anode(settings={**TINY, "mass_trend": ["tau21_j1"], "mass_trend_kind": "dijet-stretch"}).check_ready()
+
+
 def test_anode_needs_sr_data(small_split):
     data = small_split.data
     no_sr = data.select(~WINDOW.in_sr(data.m))
