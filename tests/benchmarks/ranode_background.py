@@ -16,6 +16,9 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
 ``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF.
 ``--signal-splits K`` ensembles K signal fits on different train/validation splits (``signal_splits``,
 the authors' 20); split 0 is the single fit, so each row also gives every split's own w.
+``--flow-seed-offset K`` starts the ``flow`` background's training from another random seed (the
+method's seed + K) with the data, the signal fits and their seeds unchanged: whether a biased w comes
+from one training of the background or from the sidebands it learns.
 
 Prints one JSON line per fit: the true SR signal fraction, the fitted w (trained parameter) and the
 held-out maximum-likelihood w with its Fisher error, max SIC and the test AUC of the score.
@@ -47,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the background flow's transforms instead of the profile's")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
+    parser.add_argument("--flow-seed-offset", type=int, default=0,
+                        help="train the flow background from the method's seed plus this")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
@@ -69,13 +74,23 @@ class GeneratorDensity:
         return {"kind": "generator"}
 
 
-def ranode_with(background: str):
-    """The Ranode class whose fixed background is ``background`` (one of BACKGROUNDS)."""
+def ranode_with(background: str, flow_seed_offset: int = 0):
+    """The Ranode class whose fixed background is ``background`` (one of BACKGROUNDS), its ``flow``
+    trained from the method's seed + ``flow_seed_offset``."""
     from adbench.data.synthetic import load_calibration
     from adbench.methods.ranode import Ranode, background_mass_log_density
 
     if background == "flow":
-        return Ranode
+        if flow_seed_offset == 0:
+            return Ranode
+
+        class OffsetRanode(Ranode):
+            def _new_flow(self, seed, train=None):  # Ranode's only flow is the background
+                return super()._new_flow(seed + flow_seed_offset, train)
+
+        return OffsetRanode
+    if flow_seed_offset:
+        raise SystemExit(f"--flow-seed-offset applies to the flow background, not to {background!r}")
     if background not in BACKGROUNDS:
         raise SystemExit(f"unknown background {background!r}; choose from {', '.join(BACKGROUNDS)}")
     model = load_calibration()
@@ -124,11 +139,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
             test = split.test_in(window)
             for background in args.backgrounds.split(","):
                 started = time.perf_counter()
-                method = ranode_with(background)(seed=seed, settings=settings).fit(split.data, window)
+                ranode = ranode_with(background, args.flow_seed_offset)
+                method = ranode(seed=seed, settings=settings).fit(split.data, window)
                 score = method.score(test, window)
                 info = method.info()
                 row = {"n_sig": n_sig, "seed": seed, "background": background, "profile": args.profile,
                        "background_epochs": settings["train"]["epochs"],
+                       "flow_seed_offset": args.flow_seed_offset,
                        "background_kind": settings["flow"].get("kind", "maf") if background == "flow" else "exact",
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
