@@ -51,28 +51,37 @@ def inner_bar_factory(stream: TextIO | None = None) -> Callable[[str, int], Any]
 
 
 class TaskLines:
-    """A bar-shaped object that prints ``[k/n] <task>: <result> (<seconds>)`` per finished task.
+    """A bar-shaped object that prints ``[k/n] <task>: <result> (<task time>, <run time> into the run)``
+    per finished task.
 
     The finished task's record is the last line of ``results.jsonl`` (the harness appends it before
-    it counts the task); when that line cannot be read, the harness's label of the task is used.
+    it counts the task); when that line cannot be read, the harness's label of the task is used. The
+    task's time is its own wall-clock time, as the harness hands it over (``task_seconds``); without
+    it, the time since the previous line (which, with tasks running side by side, is not the task's).
     """
 
     def __init__(self, total: int, results: Path, stream: TextIO) -> None:
         self.total, self.results, self.stream = total, results, stream
         self.done = 0
         self.label = ""
-        self.started = time.monotonic()
+        self.run_started = self.started = time.monotonic()
+        self._task_seconds: float | None = None
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None:
         self.label = text
+
+    def task_seconds(self, seconds: float) -> None:
+        """The wall-clock seconds of the task the next ``update`` counts."""
+        self._task_seconds = seconds
 
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
         line = describe(last_record(self.results)) or self.label or "task"
-        print(f"adbench: [{self.done}/{self.total}] {line} ({_seconds(now - self.started)})", file=self.stream,
-              flush=True)
-        self.started = now
+        took = self._task_seconds if self._task_seconds is not None else now - self.started
+        print(f"adbench: [{self.done}/{self.total}] {line} ({_seconds(took)}, {_seconds(now - self.run_started)} "
+              "into the run)", file=self.stream, flush=True)
+        self.started, self._task_seconds = now, None
 
     def close(self) -> None:
         pass

@@ -129,6 +129,9 @@ class _Writer:
             log.warning("%s %s N_sig=%d seed=%d failed: %s", record.method, record.window, record.n_sig, record.seed,
                         record.error)
         if self.bar:
+            note = getattr(self.bar, "task_seconds", None)  # console.TaskLines prints the task's own time
+            if note is not None:
+                note(seconds)
             self.bar.update(1)
 
 

@@ -2,6 +2,7 @@
 and the plain arguments are refused before any data is read or any heavy library imported."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -261,6 +262,26 @@ def test_one_line_per_finished_task_when_not_on_a_terminal(capsys, lhco_file, tm
     assert lines[0].startswith("adbench: [1/2] idealized SR 3.30-3.70 N_sig 400 seed 0: max SIC ")
     assert lines[1].startswith("adbench: [2/2] supervised SR 3.30-3.70 N_sig 400 seed 0: max SIC ")
     assert "±" in lines[1] and "\r" not in err  # no bar drawn into a log
+    # each line ends with the task's own time and the time since the run started
+    assert all(re.search(r"\(\d+\.\d (s|min), \d+\.\d (s|min) into the run\)$", line) for line in lines), lines
+
+
+def test_task_lines_print_the_tasks_own_time_not_the_gap_between_lines(tmp_path):
+    import io
+
+    from adbench.console import TaskLines
+
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({"method": "cathode", "window": "3.30-3.70", "n_sig": 1000, "seed": 3,
+                                   "status": "ok", "max_sic": 8.75}) + "\n")
+    stream = io.StringIO()
+    lines = TaskLines(total=2, results=results, stream=stream)
+    lines.task_seconds(2790.0)  # a task that ran 46.5 minutes beside another, finishing just after it
+    lines.update(1)
+    lines.update(1)  # no task time handed over: the time since the previous line
+    first, second = stream.getvalue().splitlines()
+    assert first.startswith("adbench: [1/2] cathode SR 3.30-3.70 N_sig 1000 seed 3: max SIC 8.75 (46.5 min, ")
+    assert second.startswith("adbench: [2/2] cathode") and "(46.5 min" not in second
 
 
 def test_bars_for_tasks_and_inner_loops_on_a_terminal(capsys, monkeypatch, lhco_file, tmp_path):
