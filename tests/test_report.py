@@ -665,7 +665,8 @@ def test_the_shortfall_over_seeds_is_one_seeds_and_says_how_many_agree(new):
 
 def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path):
     """R-ANODE-like records (method_info with fitted_w, heldout_w and its error): the table gives the true
-    fraction, the fitted one as a median with its band and the per-seed ratio's median."""
+    fraction, the fitted one as a median with its band, the per-seed ratio's median and how many seeds
+    lie within a factor 2 of the truth (the bounds included)."""
     base = [r for r in new if r.ok][0]
     records = []
     for seed, (fitted, heldout) in enumerate([(0.010, 0.020), (0.020, 0.030), (0.040, 0.050)]):
@@ -678,8 +679,9 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
                        "held-out / true"]
     (row,) = rows[1:]
     assert row[:5] == ["ranode", base.window, "1000", "3", "2.0%"]
-    assert row[5].startswith("2.0% [") and row[6] == "1.00"  # median 2% against the injected 2%
-    assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)") and row[8] == "1.50"
+    assert row[5].startswith("2.0% [") and row[6] == "1.00 (3 of 3 within 2 x)"  # ratios 0.5, 1, 2
+    assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)")
+    assert row[8] == "1.50 (2 of 3 within 2 x)"  # ratios 1, 1.5, 2.5
     without = build_report(new, figures=False).write_markdown(tmp_path / "b.md").read_text()
     assert "## Fitted signal fraction" not in without
 

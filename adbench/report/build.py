@@ -284,7 +284,8 @@ def _signal_fraction(doc: Document, ok: list[Record], several: bool) -> None:
         "Methods that fit the SR's signal fraction w (R-ANODE: (1 - w) p_bkg + w p_sig by maximum likelihood) "
         "against the injected fraction (SR signal / SR data events, per seed). Fitted w: the mean over the kept "
         "checkpoints; held-out w: the maximum-likelihood w on the held-out SR events with its Fisher error. "
-        "Ratios: medians over seeds of the per-seed ratio. With a learned background density the fitted w also "
+        "Ratios: medians over seeds of the per-seed ratio, then how many seeds lie within a factor 2 of the "
+        "truth (0.5-2 x). With a learned background density the fitted w also "
         "absorbs where p_bkg underestimates the SR data, so it measures the background model too."
     )
     for dataset in dict.fromkeys(row.dataset for row in rows):

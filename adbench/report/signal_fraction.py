@@ -12,6 +12,8 @@ import numpy as np
 from adbench.report.stats import Estimate, format_percent
 from adbench.results import Record
 
+WITHIN_FACTOR = 2.0  # R-ANODE's goal (issue 17): w within a factor 2 of the injected fraction, per seed
+
 
 @dataclass(frozen=True)
 class SignalFractionRow:
@@ -32,10 +34,19 @@ class SignalFractionRow:
     heldout: list[float]
     heldout_error: list[float]
 
+    def ratios(self, values: list[float]) -> list[float]:
+        """value / true of each seed with signal and a finite value."""
+        return [v / t for v, t in zip(values, self.true, strict=True) if t > 0 and math.isfinite(v)]
+
     def ratio(self, values: list[float]) -> float:
         """Median over seeds of value / true (NaN without signal)."""
-        ratios = [v / t for v, t in zip(values, self.true, strict=True) if t > 0 and math.isfinite(v)]
+        ratios = self.ratios(values)
         return float(np.median(ratios)) if ratios else math.nan
+
+    def within(self, values: list[float], factor: float = WITHIN_FACTOR) -> tuple[int, int]:
+        """(seeds whose value / true lies in [1 / factor, factor], seeds with a ratio)."""
+        ratios = self.ratios(values)
+        return sum(1 / factor <= r <= factor for r in ratios), len(ratios)
 
 
 def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
@@ -58,17 +69,22 @@ def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
 
 
 def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
-    """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true."""
-    def ratio_text(value: float) -> str:
-        return f"{value:.2f}" if math.isfinite(value) else "-"
+    """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true;
+    each ratio the median over seeds, followed by how many seeds lie within the factor ``WITHIN_FACTOR``."""
+    def ratio_text(values: list[float]) -> str:
+        median = row.ratio(values)
+        if not math.isfinite(median):
+            return "-"
+        inside, seeds = row.within(values)
+        return f"{median:.2f} ({inside} of {seeds} within {WITHIN_FACTOR:g} x)"
 
     heldout = Estimate.of(row.heldout, row.heldout_error)  # its stat: the median Fisher error
     heldout_text = Estimate.of(row.heldout).text(number=format_percent)
     if math.isfinite(heldout.stat):
         heldout_text += f" (± {format_percent(heldout.stat)})"
     return [row.method, row.window, str(row.n_sig), str(len(row.true)), format_percent(float(np.median(row.true))),
-            Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.ratio(row.fitted)), heldout_text,
-            ratio_text(row.ratio(row.heldout))]
+            Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.fitted), heldout_text,
+            ratio_text(row.heldout)]
 
 
 SIGNAL_FRACTION_HEADER = ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",
