@@ -5,7 +5,8 @@ rest, the same way for all of them:
 
 - ``TrainConfig``: optimiser, learning-rate schedule, batches, epochs, model selection, EMA.
 - ``validation_split``: the seeded (optionally subsampled) train / validation split; ``split_sizes`` and
-  ``steps_per_epoch`` give its sizes and an epoch's optimiser steps without drawing it.
+  ``steps_per_epoch`` give its sizes and an epoch's optimiser steps without drawing it, ``planned_epochs``
+  the epochs a training will run (``epochs``, raised to reach ``min_steps`` on small data).
 - ``train_module``: the epoch loop over random batches (drawn from a CPU generator, so the order is
   the same on every device), the keep-best checkpoints, patience, the divergence policy, progress.
 - ``chunked_sum`` and ``kept_log_prob``: validation metrics and the density of the kept checkpoints'
@@ -33,6 +34,7 @@ import numpy as np
 from adbench.errors import ConfigError, MethodFailure
 from adbench.models.resume import SAVE_EVERY_S, LoopState, fingerprint, next_progress_file
 from adbench.progress import progress
+from adbench.settings import ADDED_LATER
 
 if TYPE_CHECKING:
     import torch
@@ -51,6 +53,10 @@ class TrainConfig:
 
     Attributes:
         epochs: passes over the training split (the maximum when ``patience`` is set).
+        min_steps: train at least this many optimiser steps: on a training split so small that
+            ``epochs`` epochs take fewer steps, the epochs rise to ``ceil(min_steps / steps per epoch)``
+            (``planned_epochs``), so that a budget set at LHCO size does not shrink with the data
+            (None: ``epochs`` whatever the size).
         batch_size: events per optimiser step (the ragged last batch of an epoch is dropped).
         lr: peak learning rate.
         optimizer: ``adamw`` (decoupled weight decay) or ``adam`` (L2 penalty).
@@ -94,6 +100,7 @@ class TrainConfig:
     ema_decay: float | None = None
     compile: bool = False
     amp: bool = False
+    min_steps: int | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.keep_best < 1 or self.eval_batch_size < 1:
@@ -123,6 +130,8 @@ class TrainConfig:
             raise ConfigError(f"max_events must be >= 10 or None, got {self.max_events}")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.min_steps is not None and self.min_steps < 1:
+            raise ConfigError(f"min_steps must be >= 1 or None, got {self.min_steps}")
 
 
 @dataclass
@@ -189,6 +198,15 @@ def split_sizes(n: int, config: TrainConfig) -> tuple[int, int]:
 def steps_per_epoch(n_train: int, config: TrainConfig) -> int:
     """Optimiser steps of one epoch over ``n_train`` events (the ragged last batch dropped)."""
     return n_train // min(config.batch_size, n_train) if n_train else 0
+
+
+def planned_epochs(n_train: int, config: TrainConfig) -> int:
+    """Epochs of a training over ``n_train`` events: ``config.epochs``, or more where they would take
+    fewer than ``config.min_steps`` optimiser steps."""
+    steps = steps_per_epoch(n_train, config)
+    if config.min_steps is None or steps == 0 or config.epochs * steps >= config.min_steps:
+        return config.epochs
+    return math.ceil(config.min_steps / steps)
 
 
 def rng_devices(device: torch.device) -> list[int]:
@@ -280,8 +298,9 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     n = len(train_data[0])
     batch = min(config.batch_size, n)
     steps = steps_per_epoch(n, config)
+    epochs = planned_epochs(n, config)
     optimizer = _optimizer(module, config)
-    scheduler, per_step = _scheduler(optimizer, config, config.epochs * steps)
+    scheduler, per_step = _scheduler(optimizer, config, epochs * steps)
     averaged = None
     if config.ema_decay is not None:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -309,8 +328,8 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     def save(done: bool) -> None:
         saver.save(state.snapshot(epoch, done, since_best, record, kept, earlier + time.perf_counter() - started))
 
-    with progress(f"{label} epochs", config.epochs) as tick:
-        for epoch in range(first_epoch, 0 if finished else config.epochs + 1):
+    with progress(f"{label} epochs", epochs) as tick:
+        for epoch in range(first_epoch, 0 if finished else epochs + 1):
             module.train()
             permutation = torch.randperm(n, generator=generator).to(train_data[0].device)
             total = torch.zeros((), device=train_data[0].device)
@@ -346,7 +365,7 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
                 if config.patience is not None and since_best >= config.patience:
                     record.stopped = "patience"
                     break
-            if saver is not None and epoch < config.epochs and time.perf_counter() - last_save >= SAVE_EVERY_S:
+            if saver is not None and epoch < epochs and time.perf_counter() - last_save >= SAVE_EVERY_S:
                 save(done=False)
                 last_save = time.perf_counter()
     record.seconds = earlier

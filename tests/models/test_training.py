@@ -6,6 +6,7 @@ is known."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from adbench.models.checkpoints import load_checkpoint, save_checkpoint  # noqa:
 from adbench.models.training import (  # noqa: E402
     TrainConfig,
     _lr_factor,
+    planned_epochs,
     steps_per_epoch,
     train_module,
     validation_split,
@@ -135,6 +137,24 @@ def test_patience_stops_when_nothing_improves():
     assert trained.record.stopped == "patience" and trained.record.epochs_run == 5
 
 
+def test_min_steps_adds_epochs_only_where_the_data_are_too_few_for_them():
+    """25 steps per epoch (1600 training events, batches of 64): 2 epochs reach 40 steps, so a minimum of
+    40 changes nothing and one of 100 trains ceil(100 / 25) = 4 epochs, the schedule spread over them."""
+    from adbench.settings import hashed_settings
+
+    config = TrainConfig(epochs=2, batch_size=64)
+    assert steps_per_epoch(1600, config) == 25
+    assert planned_epochs(1600, replace(config, min_steps=40)) == 2
+    assert planned_epochs(1600, replace(config, min_steps=101)) == 5
+    assert planned_epochs(1600, config) == 2 and planned_epochs(0, replace(config, min_steps=10)) == 2
+    assert fit(replace(config, min_steps=40)).record.val_losses == fit(config).record.val_losses
+    longer = fit(replace(config, min_steps=100, schedule="cosine"))
+    assert longer.record.epochs_run == 4 and longer.record.stopped == "epochs"
+    # a setting added after results were stored: absent from the task hash at its default only
+    assert "min_steps" not in hashed_settings(config)
+    assert hashed_settings(replace(config, min_steps=5))["min_steps"] == 5
+
+
 def test_progress_reports_every_epoch_to_a_listener():
     events = []
 
@@ -170,7 +190,8 @@ def test_checkpoint_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(optimizer="sgd"), dict(schedule="linear"), dict(epochs=0),
-                                 dict(final_lr_fraction=2.0), dict(plateau_factor=1.5), dict(patience=0)])
+                                 dict(final_lr_fraction=2.0), dict(plateau_factor=1.5), dict(patience=0),
+                                 dict(min_steps=0)])
 def test_bad_settings_are_config_errors(bad):
     with pytest.raises(ConfigError):
         TrainConfig(**bad)
