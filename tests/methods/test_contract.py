@@ -28,7 +28,8 @@ TINY = {
     "curtains4f4": {**_FLOW, "transport": {"flow": {"layers": 2, "hidden": 16},
                                            "train": {"epochs": 2, "keep_best": 1}}},
     "ranode": {**_FLOW, "signal": {"flow": {"kind": "maf", "transforms": 1, "hidden": 8},
-                                   "train": {"epochs": 2, "keep_best": 1}}, "mass_samples": 2000},
+                                   "train": {"epochs": 2, "keep_best": 1, "min_steps": 4}},
+               "mass_samples": 2000},
 }
 
 

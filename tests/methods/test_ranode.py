@@ -183,6 +183,8 @@ def test_registered_with_presets():
     assert (cpu.flow.kind, cpu.flow.transforms, cpu.flow.hidden) == ("nsf", fast.flow.transforms, fast.flow.hidden)
     assert cpu.train.epochs == 4 * fast.train.epochs and cpu.signal == fast.signal
     assert (fast.signal_splits, cpu.signal_splits) == (1, 5)
+    # a minimum of optimiser steps for the signal flow on small SRs; the published training has none
+    assert fast.signal.train.min_steps == 1000 and paper.signal.train.min_steps is None
     assert "signal_splits" not in hashed_settings(Ranode().config)  # stored fast results keep their hash
     assert hashed_settings(cpu)["signal_splits"] == 5
     assert load_preset("ranode", "cpu").variant == "ranode+nsf"  # not the authors' background: named
