@@ -13,7 +13,12 @@ from adbench.report.comparison import PERFORMANCE_HEADER, TIMING_HEADER, compare
 from adbench.report.document import Document
 from adbench.report.feature_fidelity import feature_fidelity_rows, format_shortfall, median_shortfall
 from adbench.report.performance_section import min_bkg_text, performance_section
-from adbench.report.signal_fraction import SIGNAL_FRACTION_HEADER, signal_fraction_cells, signal_fraction_rows
+from adbench.report.signal_fraction import (
+    SIGNAL_FRACTION_HEADER,
+    WITHIN_FACTOR,
+    signal_fraction_cells,
+    signal_fraction_rows,
+)
 from adbench.report.stats import MIN_SEEDS_FOR_BAND, format_seconds
 from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.tables import (
@@ -284,9 +289,10 @@ def _signal_fraction(doc: Document, ok: list[Record], several: bool) -> None:
         "Methods that fit the SR's signal fraction w (R-ANODE: (1 - w) p_bkg + w p_sig by maximum likelihood) "
         "against the injected fraction (SR signal / SR data events, per seed). Fitted w: the mean over the kept "
         "checkpoints; held-out w: the maximum-likelihood w on the held-out SR events with its Fisher error. "
-        "Ratios: medians over seeds of the per-seed ratio, then how many seeds lie within a factor 2 of the "
-        "truth (0.5-2 x). With a learned background density the fitted w also "
-        "absorbs where p_bkg underestimates the SR data, so it measures the background model too."
+        f"Ratios: medians over seeds of the per-seed ratio, then how many seeds lie within a factor "
+        f"{WITHIN_FACTOR:g} of the truth ({1 / WITHIN_FACTOR:g}-{WITHIN_FACTOR:g} x). With a learned background "
+        "density the fitted w also absorbs where p_bkg underestimates the SR data, so it measures the background "
+        "model too."
     )
     for dataset in dict.fromkeys(row.dataset for row in rows):
         if several:
