@@ -25,9 +25,11 @@ from adbench.errors import ConfigError
 from adbench.evaluate import ClassifierConfig
 from adbench.methods.presets import load_preset
 from adbench.models.resume import saved_training_seconds, task_directory
+from adbench.models.training import planned_epochs, split_sizes, steps_per_epoch
 from adbench.planning import FitTask, Plan, Task, WindowTask
 from adbench.results import Record
 from adbench.runconfig import MethodSpec, RunConfig, make_model
+from adbench.windows import Window
 
 #: Seconds on 2 cores of an AMD EPYC at LHCO size (1.1M data events): (shared fit, per-window
 #: training, per-window template + classifier), keyed by method and profile. Measured: the
@@ -58,6 +60,9 @@ SIGNAL_FIT_SHARE: dict[str, float] = {"ranode": 0.41}
 #: A method not in the table.
 UNKNOWN_SECONDS = (120.0, 60.0, 15.0)
 REFERENCE_EVENTS = 1_100_000
+#: SR events large enough that every profile's epochs meet its ``min_steps`` (the ratio of signal
+#: steps is then that of epochs / batch size).
+LARGE_SR_EVENTS = 10_000_000
 #: Untimed seconds per window task at the reference size (split, fidelity AUCs, bootstrap, histograms).
 UNTIMED_SECONDS = 10.0
 #: Margin on estimates from stored records.
@@ -91,6 +96,8 @@ class CostModel:
     def __init__(self, dataset: Dataset, config: RunConfig, plan: Plan, earlier: list[Record], gpu: bool,
                  resume_dir: str = "") -> None:
         self.scale = len(dataset.events) / REFERENCE_EVENTS
+        self._masses = dataset.events.m
+        self._sr_counts: dict[Window, int] = {}
         self.config = config
         self._fit_users: dict[str, set[str]] = {fit.key: set() for fit in plan.fits}
         for task in plan.windows:
@@ -172,10 +179,16 @@ class CostModel:
         if self._stored_window.get(key):
             return Estimate(MARGIN * statistics.median(self._stored_window[key]) + untimed, "results",
                             MARGIN * statistics.median(self._stored_train[key]))
-        (_, train, rest), ratio = _reference_seconds(task.spec)
+        (_, train, rest), ratio = _reference_seconds(task.spec, self._sr_events(task.window))
         training = self.scale * train * ratio
         seconds = training + self.scale * rest * _classifier_ratio(self.config, task.spec)
         return Estimate(seconds + untimed, "guess", training)
+
+    def _sr_events(self, window: Window) -> int:
+        """Data events in the window's SR (the signal fits of R-ANODE train on them)."""
+        if window not in self._sr_counts:
+            self._sr_counts[window] = int(window.in_sr(self._masses).sum())
+        return self._sr_counts[window]
 
     def _fit(self, task: FitTask) -> Estimate:
         return self._less_saved(task, self._fit_whole(task))
@@ -190,30 +203,43 @@ class CostModel:
         return Estimate(self.scale * fit * ratio, "guess")
 
 
-def _reference_seconds(spec: MethodSpec) -> tuple[tuple[float, float, float], float]:
+def _reference_seconds(spec: MethodSpec, sr_events: int | None = None) -> tuple[tuple[float, float, float], float]:
     """The table's row for the spec's method and profile with a training-time factor of 1; for a
-    profile not in the table, the ``fast`` row and the ratio of the profile's epochs to fast's."""
+    profile not in the table, the ``fast`` row and the ratio of the profile's epochs to fast's.
+
+    A method with a signal fit (``SIGNAL_FIT_SHARE``) scales that share of its training by the ratio
+    of signal-fit steps (``_signal_fit_ratio``) on ``sr_events`` SR data events (None: an SR large
+    enough for every ``min_steps`` to be met by the epochs alone).
+    """
     measured = CPU_SECONDS.get((spec.name, spec.preset.profile))
-    if measured is not None:
-        return measured, 1.0
-    fast_row = CPU_SECONDS.get((spec.name, "fast"), UNKNOWN_SECONDS)
+    row = measured if measured is not None else CPU_SECONDS.get((spec.name, "fast"), UNKNOWN_SECONDS)
+    row_spec = spec if measured is not None else MethodSpec.parse(spec.name, "fast")
+    epochs = 1.0 if measured is not None else _epoch_ratio(spec)
     share = SIGNAL_FIT_SHARE.get(spec.name)
     if share is None:
-        return fast_row, _epoch_ratio(spec)
-    return fast_row, (1.0 - share) * _epoch_ratio(spec) + share * _signal_fit_ratio(spec)
+        return row, epochs
+    return row, (1.0 - share) * epochs + share * _signal_fit_ratio(spec, row_spec, sr_events)
 
 
-def _signal_fit_ratio(spec: MethodSpec) -> float:
-    """Optimiser steps of the profile's signal fits over those of ``fast``'s: splits x epochs / batch
-    size of the resolved settings (a profile's table, else the settings' defaults); per-step cost, not
-    per-event, dominates for these small networks."""
-    return _signal_steps(spec) / _signal_steps(MethodSpec.parse(spec.name, "fast"))
+def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | None) -> float:
+    """Optimiser steps of the spec's signal fits over those the table row's profile takes at the same
+    size without its ``min_steps`` (large SRs, where the row was measured): splits x planned epochs x
+    steps per epoch of the resolved settings (a profile's table, else the settings' defaults).
+    Per-step cost, not per-event, dominates for these small networks, so on a small SR, where
+    ``min_steps`` adds epochs, the ratio rises."""
+    size = LARGE_SR_EVENTS if sr_events is None else sr_events
+    nominal = _signal_steps(row_spec, size, nominal=True)
+    return _signal_steps(spec, size) / nominal if nominal else 1.0
 
 
-def _signal_steps(spec: MethodSpec) -> float:
+def _signal_steps(spec: MethodSpec, sr_events: int, nominal: bool = False) -> float:
+    """Optimiser steps of a spec's signal fits on ``sr_events`` SR events (``nominal``: its epochs,
+    whatever ``min_steps`` asks)."""
     settings = make_model(spec, "cpu", 0, ClassifierConfig()).config
     train = settings.signal.train
-    return settings.signal_splits * train.epochs / train.batch_size
+    n_train, _ = split_sizes(sr_events, train)
+    epochs = train.epochs if nominal else planned_epochs(n_train, train)
+    return settings.signal_splits * epochs * steps_per_epoch(n_train, train)
 
 
 def _epoch_ratio(spec: MethodSpec) -> float:

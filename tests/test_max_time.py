@@ -337,6 +337,26 @@ def test_ranode_guesses_count_its_signal_splits_and_their_steps():
     assert gpu_ratio == pytest.approx((1 - share) * 60 / 10 + share * 600)
 
 
+def test_ranode_guesses_count_the_signal_steps_min_steps_adds_on_a_small_sr():
+    """On lhco-100k's SR (4,500 events) ``fast``'s 20 signal epochs are 140 steps and ``min_steps``
+    raises them to 1000: the signal share of the guess grows by that ratio; on a large SR it does
+    not move."""
+    from adbench.costs import SIGNAL_FIT_SHARE, _reference_seconds
+    from adbench.evaluate import ClassifierConfig
+    from adbench.models.training import planned_epochs, split_sizes, steps_per_epoch
+    from adbench.runconfig import MethodSpec, make_model
+
+    spec = MethodSpec.parse("ranode", "fast")
+    train = make_model(spec, "cpu", 0, ClassifierConfig()).config.signal.train
+    n_train, _ = split_sizes(4500, train)
+    per_epoch = steps_per_epoch(n_train, train)
+    steps = planned_epochs(n_train, train) * per_epoch
+    assert train.epochs * per_epoch < train.min_steps <= steps
+    share = SIGNAL_FIT_SHARE["ranode"]
+    assert _reference_seconds(spec, 140_000)[1] == pytest.approx(1.0)
+    assert _reference_seconds(spec, 4500)[1] == pytest.approx(1 - share + share * steps / (train.epochs * per_epoch))
+
+
 def test_training_saved_by_an_earlier_attempt_is_not_costed_again(tmp_path, small_dataset):
     """A shared fit whose progress files hold its training (the last chunk of a time-boxed scan fitted
     it) costs only reading back; a partly saved one its remaining training; a damaged file, a save
