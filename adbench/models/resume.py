@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +170,17 @@ def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:
 
 def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str) -> str:
     """What a saved training must match to be taken over: model, data sizes, configuration, seed,
-    device and torch version."""
+    device and torch version. A configuration dataclass is written without its ``ADDED_LATER``
+    fields at their defaults, so that adding a setting does not make every interrupted training
+    start again."""
     import torch
+
+    from adbench.settings import hashed_settings
 
     shapes = [tuple(value.shape) for value in module.state_dict().values()]
     sizes = [tuple(t.shape) for t in tensors]
-    return (f"{label}|{seed}|{config!r}|{shapes}|{sizes}|{type(module).__name__}|{tensors[0].device}"
+    settings = hashed_settings(config) if is_dataclass(config) else config
+    return (f"{label}|{seed}|{settings!r}|{shapes}|{sizes}|{type(module).__name__}|{tensors[0].device}"
             f"|torch {torch.__version__}")
 
 

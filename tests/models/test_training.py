@@ -316,6 +316,21 @@ def test_each_training_of_a_task_has_its_own_progress_and_a_foreign_one_is_ignor
     assert not tmp_path.exists()
 
 
+def test_a_setting_added_later_keeps_the_resume_fingerprint_at_its_default():
+    """Saved progress is matched by its fingerprint: a setting added later (``min_steps``) does not
+    change it while at its default, so an interrupted training still resumes after the setting
+    appears; any setting that changes the training, that one set included, does."""
+    from adbench.models.resume import fingerprint
+
+    module, tensors = torch.nn.Linear(2, 1), (torch.zeros(8, 2),)
+    base = TrainConfig(epochs=2, batch_size=256)
+    text = fingerprint(module, tensors, base, 0, "toy")
+    assert "min_steps" not in text and "'epochs': 2" in text
+    assert fingerprint(module, tensors, TrainConfig(epochs=2, batch_size=256, min_steps=None), 0, "toy") == text
+    for changed in (TrainConfig(epochs=2, batch_size=256, min_steps=500), TrainConfig(epochs=3, batch_size=256)):
+        assert fingerprint(module, tensors, changed, 0, "toy") != text
+
+
 def test_a_folder_that_cannot_be_written_costs_only_the_resumption(tmp_path, caplog):
     """Saving into a path under a file (as on a worker that cannot see the output folder) warns and the
     training goes on to the result it has without a scope; a damaged save is ignored, not a crash."""
