@@ -23,7 +23,7 @@ from adbench.models.flow_matching.network import (  # noqa: E402
     frequency_embedding,
     velocity_field,
 )
-from adbench.models.flow_matching.path import cfm_loss, path_sample  # noqa: E402
+from adbench.models.flow_matching.path import cfm_loss, path_sample, training_times  # noqa: E402
 from adbench.models.flow_matching.solver import integrate  # noqa: E402
 from adbench.models.training import TrainConfig  # noqa: E402
 
@@ -167,6 +167,34 @@ def test_loss_is_zero_for_the_exact_velocity():
     assert cfm_loss(exact, x1, torch.zeros(8), x0, torch.rand(8), 1e-3).item() == pytest.approx(0.0, abs=1e-12)
     wrong = lambda xt, t, m: torch.zeros_like(xt)  # noqa: E731
     assert cfm_loss(wrong, x1, torch.zeros(8), x0, torch.rand(8), 1e-3).item() > 0.1
+
+
+@pytest.mark.parametrize("location", [0.0, 1.0])
+def test_logit_normal_training_times_follow_their_law(location):
+    """sigmoid(location + N(0, 1)) times: a Kolmogorov-Smirnov test against the exact law (p-value
+    printed; the draws are seeded, so the verdict is the same on every machine)."""
+    from scipy import stats
+
+    torch.manual_seed(11)
+    t = training_times(20_000, "logit-normal", location, "cpu").double().numpy()
+    assert ((t > 0) & (t < 1)).all()
+    logit = np.log(t) - np.log1p(-t)
+    p = stats.kstest(logit, stats.norm(loc=location).cdf).pvalue
+    print(f"logit-normal times, location {location}: KS p-value {p:.3f} (limit 0.001)")
+    assert p > 1e-3
+    torch.manual_seed(11)
+    uniform = torch.rand(5, generator=torch.Generator().manual_seed(11))
+    assert torch.equal(training_times(5, "uniform", location, "cpu"), uniform)
+
+
+def test_time_sampling_is_a_hashed_setting_only_away_from_its_default():
+    """Stored results keep their task hash: the uniform default is left out of it."""
+    from adbench.settings import hashed_settings
+
+    assert "time_sampling" not in hashed_settings(NetworkConfig())
+    assert hashed_settings(NetworkConfig(time_sampling="logit-normal"))["time_sampling"] == "logit-normal"
+    with pytest.raises(ConfigError, match="time_sampling"):
+        NetworkConfig(time_sampling="beta")
 
 
 @pytest.mark.parametrize("method", ["dopri5", "rk4", "midpoint"])

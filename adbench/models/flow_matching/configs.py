@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from adbench.errors import ConfigError
+from adbench.settings import ADDED_LATER
 
 SOLVERS = ("dopri5", "rk4", "midpoint", "euler")
 ARCHITECTURE_NAMES = ("sigma", "gated-bias")
+#: How the training times of the path are drawn (``adbench.models.flow_matching.path.training_times``).
+TIME_SAMPLINGS = ("uniform", "logit-normal")
 CHECKPOINT_USES = ("split", "average")
 #: Events per ODE solve when ``SolverConfig.batch`` is None: cache-sized chunks are several times
 #: faster on a CPU, large batches fill a GPU.
@@ -29,6 +32,10 @@ class NetworkConfig:
         mass_frequencies: K of the mass embedding ``alpha(m)``, k = 0..K-1 (SIGMA: 9).
         time_frequencies: J of the time embedding ``beta(t)``, k = 1..J (SIGMA: 3).
         sigma: the minimal width of the probability path.
+        time_sampling: how the training times are drawn: ``uniform`` on [0, 1] (the paper's) or
+            ``logit-normal``, t = sigmoid(time_location + N(0, 1)) (fewer draws at the ends; a positive
+            location moves them towards the data at t = 1). The validation loss keeps uniform times.
+        time_location: the logit-normal's location.
     """
 
     architecture: str = "sigma"
@@ -39,8 +46,16 @@ class NetworkConfig:
     mass_frequencies: int = 9
     time_frequencies: int = 3
     sigma: float = 1e-3
+    time_sampling: str = field(default="uniform", metadata=ADDED_LATER)
+    time_location: float = field(default=0.0, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
+        if self.time_sampling not in TIME_SAMPLINGS:
+            raise ConfigError(
+                f"unknown time_sampling {self.time_sampling!r}; choose one of {', '.join(TIME_SAMPLINGS)}"
+            )
+        if not -5.0 <= self.time_location <= 5.0:
+            raise ConfigError(f"time_location must be in [-5, 5], got {self.time_location}")
         if self.architecture not in ARCHITECTURE_NAMES:
             raise ConfigError(
                 f"unknown network architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}"

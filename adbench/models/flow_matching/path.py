@@ -30,3 +30,13 @@ def cfm_loss(
     """Mean squared error between ``net(x_t, t, m)`` and the path's target velocity (a scalar)."""
     xt, target = path_sample(x0, x1, t, sigma)
     return (net(xt, t, m) - target).pow(2).mean()
+
+
+def training_times(n: int, sampling: str, location: float, device: torch.device | str) -> torch.Tensor:
+    """(n,) training times in [0, 1]: ``uniform``, or ``logit-normal`` sigmoid(location + N(0, 1)).
+    Drawn from the global torch generator, as the noise is."""
+    if sampling == "uniform":
+        return torch.rand(n, device=device)
+    if sampling == "logit-normal":
+        return torch.sigmoid(location + torch.randn(n, device=device))
+    raise ValueError(f"unknown time sampling {sampling!r}")
