@@ -205,16 +205,18 @@ class CostModel:
 
 def _reference_seconds(spec: MethodSpec, sr_events: int | None = None) -> tuple[tuple[float, float, float], float]:
     """The table's row for the spec's method and profile with a training-time factor of 1; for a
-    profile not in the table, the ``fast`` row and the ratio of the profile's epochs to fast's.
+    profile not in the table, the row of the nearest profile it ``extends`` that is (else ``fast``'s)
+    and the ratio of the profile's epochs to that one's.
 
     A method with a signal fit (``SIGNAL_FIT_SHARE``) scales that share of its training by the ratio
     of signal-fit steps (``_signal_fit_ratio``) on ``sr_events`` SR data events (None: an SR large
     enough for every ``min_steps`` to be met by the epochs alone).
     """
-    measured = CPU_SECONDS.get((spec.name, spec.preset.profile))
-    row = measured if measured is not None else CPU_SECONDS.get((spec.name, "fast"), UNKNOWN_SECONDS)
-    row_spec = spec if measured is not None else MethodSpec.parse(spec.name, "fast")
-    epochs = 1.0 if measured is not None else _epoch_ratio(spec)
+    row_profile = next((p for p in (spec.preset.profile, *spec.preset.lineage) if (spec.name, p) in CPU_SECONDS),
+                       "fast")
+    row = CPU_SECONDS.get((spec.name, row_profile), UNKNOWN_SECONDS)
+    row_spec = spec if row_profile == spec.preset.profile else MethodSpec.parse(spec.name, row_profile)
+    epochs = 1.0 if row_spec is spec else _epoch_ratio(spec, row_profile)
     share = SIGNAL_FIT_SHARE.get(spec.name)
     if share is None:
         return row, epochs
@@ -242,18 +244,18 @@ def _signal_steps(spec: MethodSpec, sr_events: int, nominal: bool = False) -> fl
     return settings.signal_splits * epochs * steps_per_epoch(n_train, train)
 
 
-def _epoch_ratio(spec: MethodSpec) -> float:
-    """Epochs of the spec's profile over those of its ``fast`` profile (1 without epochs)."""
+def _epoch_ratio(spec: MethodSpec, row_profile: str) -> float:
+    """Epochs of the spec's profile over those of the profile whose row it scales (1 without epochs)."""
     epochs = _epochs(spec.preset.params)
-    fast = _fast_epochs(spec.name)
-    return epochs / fast if epochs is not None and fast else 1.0
+    row = _profile_epochs(spec.name, row_profile)
+    return epochs / row if epochs is not None and row else 1.0
 
 
 @functools.cache
-def _fast_epochs(method: str) -> float | None:
-    """Epochs of a method's ``fast`` profile (None without one); read once per method."""
+def _profile_epochs(method: str, profile: str) -> float | None:
+    """Epochs of a method's profile (None without a profile or epochs); read once per pair."""
     try:
-        return _epochs(load_preset(method, "fast").params)
+        return _epochs(load_preset(method, profile).params)
     except ConfigError:
         return None
 

@@ -310,6 +310,20 @@ def test_guesses_use_a_profiles_measured_row_or_scale_fast_by_epochs():
     assert paper_row == CPU_SECONDS[("sigma-context", "fast")] and paper_ratio == 2000 / 16
 
 
+def test_a_profile_that_extends_a_measured_one_is_guessed_from_its_row():
+    """ranode:cpu-stretch extends cpu (measured: a spline background and five signal splits, 8 x
+    fast's time), so it takes cpu's row, not fast's scaled by epochs; cathode:cpu, whose nearest
+    measured ancestor is fast, scales fast's row by its epochs (40 / 10)."""
+    from adbench.costs import CPU_SECONDS, _reference_seconds
+    from adbench.runconfig import MethodSpec
+
+    stretch = MethodSpec.parse("ranode:cpu-stretch", "fast")
+    assert stretch.preset.lineage == ("cpu", "fast")
+    assert _reference_seconds(stretch) == (CPU_SECONDS[("ranode", "cpu")], pytest.approx(1.0))
+    cathode = MethodSpec.parse("cathode:cpu", "fast")
+    assert _reference_seconds(cathode) == (CPU_SECONDS[("cathode", "fast")], 4.0)
+
+
 def test_a_superseded_scan_says_why_and_is_not_offered_for_continuing(tmp_path):
     from adbench.run_status import read_status, write_status
 

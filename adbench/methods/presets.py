@@ -67,6 +67,8 @@ class Preset:
     source: str = ""
     #: The name results of this profile carry when it is not the published method ("" when it is).
     variant: str = ""
+    #: The profiles this one ``extends``, nearest first (() for one that extends none).
+    lineage: tuple[str, ...] = ()
 
 
 def merge_tables(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +122,18 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
         raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
                           "a run setting now: --template-size)")
     variant = variant_name(table, method, profile)
-    return Preset(method, profile, profile_params(table, profile, path), spec, f"{path.name} [{profile}]", variant)
+    params = profile_params(table, profile, path)
+    return Preset(method, profile, params, spec, f"{path.name} [{profile}]", variant, profile_lineage(table, profile))
+
+
+def profile_lineage(table: dict[str, Any], profile: str) -> tuple[str, ...]:
+    """The profiles ``profile`` extends, nearest first (``profile_params`` has checked the chain)."""
+    chain: list[str] = []
+    parent = table[profile].get("extends")
+    while parent is not None and parent not in chain:
+        chain.append(parent)
+        parent = table[parent].get("extends")
+    return tuple(chain)
 
 
 def variant_name(table: dict[str, Any], method: str, profile: str) -> str:
