@@ -220,7 +220,13 @@ def _reference_seconds(spec: MethodSpec, sr_events: int | None = None) -> tuple[
     share = SIGNAL_FIT_SHARE.get(spec.name)
     if share is None:
         return row, epochs
-    return row, (1.0 - share) * epochs + share * _signal_fit_ratio(spec, row_spec, sr_events)
+    background = epochs * _background_flows(spec) / _background_flows(row_spec)
+    return row, (1.0 - share) * background + share * _signal_fit_ratio(spec, row_spec, sr_events)
+
+
+def _background_flows(spec: MethodSpec) -> int:
+    """Background flows a spec trains per window (R-ANODE's ``background_flows``; 1 for others)."""
+    return int(getattr(make_model(spec, "cpu", 0, ClassifierConfig()).config, "background_flows", 1))
 
 
 def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | None) -> float:

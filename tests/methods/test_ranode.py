@@ -239,6 +239,8 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"mass_samples": 10}, "mass_samples"),
     ({"signal_splits": 0}, "signal_splits"),
     ({"signal_splits": 2.0}, "signal_splits"),
+    ({"background_flows": 0}, "background_flows"),
+    ({"background_flows": 1.5}, "background_flows"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
@@ -294,6 +296,36 @@ def test_signal_splits_are_ensembled_and_split_0_is_the_single_fit(small_split, 
     per_split = [signal_log_prob(t.module, t.states, u) for t in ensemble.splits_]
     np.testing.assert_allclose(ensemble._signal_log_prob(u), logsumexp(per_split, axis=0) - np.log(3), rtol=1e-10)
     assert np.isfinite(ensemble.score(test, WINDOW)).all()
+
+
+def test_background_flows_are_ensembled_and_the_first_is_the_single_flow(small_split, fitted):
+    """background_flows = 2: two flows from different seeds on the same sidebands and scaler, p_bkg
+    their mean density in the SR fit and in the score; the first is the flow of the single fit. At its
+    default the setting stays out of the task hash."""
+    from adbench.methods.ranode import BackgroundEnsemble
+
+    ensemble = Ranode(seed=0, settings={**TINY, "background_flows": 2}).fit(small_split.data, WINDOW)
+    flows = ensemble.background_flow_
+    assert isinstance(flows, BackgroundEnsemble) and len(flows.flows) == 2
+    assert all(flow.scaler_ is ensemble.scaler_ for flow in flows.flows)
+    single = fitted.background_flow_
+    for state, single_state in zip(flows.flows[0].states_, single.states_, strict=True):
+        assert all(torch.equal(state[key], single_state[key]) for key in single_state)
+    test = small_split.test_in(WINDOW)
+    members = [flow.log_prob(test.x, test.m, physical=False) for flow in flows.flows]
+    assert not np.allclose(members[0], members[1])  # another seed, another flow
+    np.testing.assert_allclose(flows.log_prob(test.x, test.m, physical=False),
+                               logsumexp(members, axis=0) - np.log(2), rtol=1e-12)
+    sr = small_split.data.select(WINDOW.in_sr(small_split.data.m))
+    _, log_bkg = ensemble._coordinates(sr)
+    np.testing.assert_allclose(log_bkg, flows.log_prob(sr.x, sr.m, physical=False) + ensemble.log_mass_bkg_(sr.m)
+                               - ensemble.coordinate_.log_jacobian(sr.m), rtol=1e-10)
+    info = ensemble.info()["background_flow"]
+    assert info["ensemble"] == 2 and len(info["best_val_loss_members"]) == 2
+    assert "ensemble" not in fitted.info()["background_flow"]
+    assert np.isfinite(ensemble.score(test, WINDOW)).all()
+    assert "background_flows" not in hashed_settings(fitted.config)
+    assert hashed_settings(ensemble.config)["background_flows"] == 2
 
 
 def test_same_seed_same_scores_and_labels_never_read(small_split, fitted):
