@@ -60,6 +60,9 @@ SIGNAL_FIT_SHARE: dict[str, float] = {"ranode": 0.41}
 #: A method not in the table.
 UNKNOWN_SECONDS = (120.0, 60.0, 15.0)
 REFERENCE_EVENTS = 1_100_000
+#: SR data events at the reference size where ``SIGNAL_FIT_SHARE`` was measured (synthetic, SR
+#: 3.3-3.7 TeV: 140k of its 1.1M events).
+REFERENCE_SR_EVENTS = 140_000
 #: SR events large enough that every profile's epochs meet its ``min_steps`` (the ratio of signal
 #: steps is then that of epochs / batch size).
 LARGE_SR_EVENTS = 10_000_000
@@ -96,8 +99,8 @@ class CostModel:
     def __init__(self, dataset: Dataset, config: RunConfig, plan: Plan, earlier: list[Record], gpu: bool,
                  resume_dir: str = "") -> None:
         self.scale = len(dataset.events) / REFERENCE_EVENTS
-        self._masses = dataset.events.m
-        self._sr_counts: dict[Window, int] = {}
+        self._dataset = dataset
+        self._sr_counts: dict[tuple[Window, int], int] = {}
         self.config = config
         self._fit_users: dict[str, set[str]] = {fit.key: set() for fit in plan.fits}
         for task in plan.windows:
@@ -179,16 +182,30 @@ class CostModel:
         if self._stored_window.get(key):
             return Estimate(MARGIN * statistics.median(self._stored_window[key]) + untimed, "results",
                             MARGIN * statistics.median(self._stored_train[key]))
-        (_, train, rest), ratio = _reference_seconds(task.spec, self._sr_events(task.window))
+        sr_events = self._sr_data_events(task.window, task.n_sig)
+        (_, train, rest), ratio = _reference_seconds(task.spec, sr_events, self.scale)
         training = self.scale * train * ratio
         seconds = training + self.scale * rest * _classifier_ratio(self.config, task.spec)
         return Estimate(seconds + untimed, "guess", training)
 
-    def _sr_events(self, window: Window) -> int:
-        """Data events in the window's SR (the signal fits of R-ANODE train on them)."""
-        if window not in self._sr_counts:
-            self._sr_counts[window] = int(window.in_sr(self._masses).sum())
-        return self._sr_counts[window]
+    def _sr_data_events(self, window: Window, n_sig: int) -> int:
+        """About how many data events a task's SR holds (R-ANODE's signal fits train on them): the
+        background in the SR less the hold-out's share where no extra sample covers the window (the
+        ``sr`` hold-out also thins the injected signal), plus the injected signal in the SR."""
+        key = (window, n_sig)
+        if key not in self._sr_counts:
+            dataset = self._dataset
+            events, holdout = dataset.events, dataset.holdout
+            in_sr = window.in_sr(events.m)
+            is_signal = events.label == 1
+            background = int((in_sr & ~is_signal).sum())
+            signal_share = float(in_sr[is_signal].mean()) if is_signal.any() else 0.0
+            kept_background = kept_signal = 1.0
+            if dataset.covering(window) is None and holdout.kind in ("random", "sr"):
+                kept_background = 1.0 - holdout.fraction
+                kept_signal = kept_background if holdout.kind == "sr" else 1.0
+            self._sr_counts[key] = round(background * kept_background + n_sig * signal_share * kept_signal)
+        return self._sr_counts[key]
 
     def _fit(self, task: FitTask) -> Estimate:
         return self._less_saved(task, self._fit_whole(task))
@@ -203,14 +220,18 @@ class CostModel:
         return Estimate(self.scale * fit * ratio, "guess")
 
 
-def _reference_seconds(spec: MethodSpec, sr_events: int | None = None) -> tuple[tuple[float, float, float], float]:
-    """The table's row for the spec's method and profile with a training-time factor of 1; for a
-    profile not in the table, the row of the nearest profile it ``extends`` that is (else ``fast``'s)
-    and the ratio of the profile's epochs to that one's.
+def _reference_seconds(
+    spec: MethodSpec, sr_events: int | None = None, scale: float = 1.0
+) -> tuple[tuple[float, float, float], float]:
+    """The table's row for a spec and the factor on its training time: the row of the spec's profile,
+    else of the nearest profile it ``extends`` that has one (else ``fast``'s), with the ratio of the
+    profile's epochs to that one's (1 for its own row).
 
-    A method with a signal fit (``SIGNAL_FIT_SHARE``) scales that share of its training by the ratio
-    of signal-fit steps (``_signal_fit_ratio``) on ``sr_events`` SR data events (None: an SR large
-    enough for every ``min_steps`` to be met by the epochs alone).
+    A method with a signal fit (``SIGNAL_FIT_SHARE``) scales the rest of its training (the background)
+    by the epochs and the number of background flows, and that share by the signal fit's optimiser
+    steps (``_signal_fit_ratio``) on ``sr_events`` SR data events of a dataset ``scale`` times the
+    reference size (None: an SR large enough for every ``min_steps`` to be met by the epochs alone).
+    The caller multiplies the row by ``scale``.
     """
     row_profile = next((p for p in (spec.preset.profile, *spec.preset.lineage) if (spec.name, p) in CPU_SECONDS),
                        "fast")
@@ -221,7 +242,7 @@ def _reference_seconds(spec: MethodSpec, sr_events: int | None = None) -> tuple[
     if share is None:
         return row, epochs
     background = epochs * _background_flows(spec) / _background_flows(row_spec)
-    return row, (1.0 - share) * background + share * _signal_fit_ratio(spec, row_spec, sr_events)
+    return row, (1.0 - share) * background + share * _signal_fit_ratio(spec, row_spec, sr_events, scale)
 
 
 def _background_flows(spec: MethodSpec) -> int:
@@ -229,18 +250,21 @@ def _background_flows(spec: MethodSpec) -> int:
     return int(getattr(make_model(spec, "cpu", 0, ClassifierConfig()).config, "background_flows", 1))
 
 
-def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | None) -> float:
-    """Optimiser steps of the spec's signal fits over those the table row's profile takes at the same
-    size without its ``min_steps`` (large SRs, where the row was measured): splits x planned epochs x
-    steps per epoch of the resolved settings (a profile's table, else the settings' defaults).
-    Per-step cost, not per-event, dominates for these small networks, so on a small SR, where
-    ``min_steps`` adds epochs, the ratio rises."""
-    size = LARGE_SR_EVENTS if sr_events is None else sr_events
-    nominal = _signal_steps(row_spec, size, nominal=True)
-    return _signal_steps(spec, size) / nominal if nominal else 1.0
+def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | None, scale: float) -> float:
+    """The spec's signal-fit optimiser steps on ``sr_events`` SR data events over ``scale`` times the
+    steps the table row's profile takes, without its ``min_steps``, on the reference SR
+    (``REFERENCE_SR_EVENTS``, where the row was measured); steps are splits x planned epochs x steps
+    per epoch of the resolved settings (a profile's table, else the settings' defaults). Per-step
+    cost, not per-event, dominates for these small networks, so on a small SR, where ``min_steps``
+    adds epochs, the ratio rises above the ratio of events. With ``sr_events`` None, the ratio of
+    steps per SR event on a large SR."""
+    if sr_events is None:
+        return _signal_steps(spec, LARGE_SR_EVENTS) / _signal_steps(row_spec, LARGE_SR_EVENTS, nominal=True)
+    reference = _signal_steps(row_spec, REFERENCE_SR_EVENTS, nominal=True)
+    return _signal_steps(spec, sr_events) / (scale * reference) if reference and scale > 0 else 1.0
 
 
-def _signal_steps(spec: MethodSpec, sr_events: int, nominal: bool = False) -> float:
+def _signal_steps(spec: MethodSpec, sr_events: int, nominal: bool = False) -> int:
     """Optimiser steps of a spec's signal fits on ``sr_events`` SR events (``nominal``: its epochs,
     whatever ``min_steps`` asks)."""
     settings = make_model(spec, "cpu", 0, ClassifierConfig()).config

@@ -5,6 +5,7 @@ task whatever the machine's speed."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -314,7 +315,7 @@ def test_a_profile_that_extends_a_measured_one_is_guessed_from_its_row():
     """ranode:cpu-stretch extends cpu (measured: a spline background and five signal splits, 8 x
     fast's time), so it takes cpu's row, not fast's scaled by epochs; cathode:cpu, whose nearest
     measured ancestor is fast, scales fast's row by its epochs (40 / 10)."""
-    from adbench.costs import CPU_SECONDS, _reference_seconds
+    from adbench.costs import CPU_SECONDS, SIGNAL_FIT_SHARE, _reference_seconds
     from adbench.runconfig import MethodSpec
 
     stretch = MethodSpec.parse("ranode:cpu-stretch", "fast")
@@ -322,6 +323,10 @@ def test_a_profile_that_extends_a_measured_one_is_guessed_from_its_row():
     assert _reference_seconds(stretch) == (CPU_SECONDS[("ranode", "cpu")], pytest.approx(1.0))
     cathode = MethodSpec.parse("cathode:cpu", "fast")
     assert _reference_seconds(cathode) == (CPU_SECONDS[("cathode", "fast")], 4.0)
+    # cpu-ensemble extends cpu with three background flows: three times its background's share
+    share = SIGNAL_FIT_SHARE["ranode"]
+    ensemble = MethodSpec.parse("ranode:cpu-ensemble", "fast")
+    assert _reference_seconds(ensemble) == (CPU_SECONDS[("ranode", "cpu")], pytest.approx((1 - share) * 3 + share))
 
 
 def test_a_superseded_scan_says_why_and_is_not_offered_for_continuing(tmp_path):
@@ -352,23 +357,50 @@ def test_ranode_guesses_count_its_signal_splits_and_their_steps():
 
 
 def test_ranode_guesses_count_the_signal_steps_min_steps_adds_on_a_small_sr():
-    """On lhco-100k's SR (4,500 events) ``fast``'s 20 signal epochs are 140 steps and ``min_steps``
-    raises them to 1000: the signal share of the guess grows by that ratio; on a large SR it does
-    not move."""
-    from adbench.costs import SIGNAL_FIT_SHARE, _reference_seconds
+    """On lhco-100k's SR (about 4,500 data events of 100k) ``fast``'s 20 signal epochs would be 7
+    steps each, 140 in all, and ``min_steps`` raises them to 143 epochs (1,001 steps); the signal share
+    of the guess is costed per step against the reference SR's 20 x 218 steps, not per event. On a
+    dataset of the reference size and SR the factor is 1."""
+    from adbench.costs import REFERENCE_SR_EVENTS, SIGNAL_FIT_SHARE, _reference_seconds
     from adbench.evaluate import ClassifierConfig
-    from adbench.models.training import planned_epochs, split_sizes, steps_per_epoch
     from adbench.runconfig import MethodSpec, make_model
 
     spec = MethodSpec.parse("ranode", "fast")
     train = make_model(spec, "cpu", 0, ClassifierConfig()).config.signal.train
-    n_train, _ = split_sizes(4500, train)
-    per_epoch = steps_per_epoch(n_train, train)
-    steps = planned_epochs(n_train, train) * per_epoch
-    assert train.epochs * per_epoch < train.min_steps <= steps
-    share = SIGNAL_FIT_SHARE["ranode"]
-    assert _reference_seconds(spec, 140_000)[1] == pytest.approx(1.0)
-    assert _reference_seconds(spec, 4500)[1] == pytest.approx(1 - share + share * steps / (train.epochs * per_epoch))
+    assert (train.epochs, train.batch_size, train.min_steps, train.val_fraction) == (20, 512, 1000, 0.2)
+    small_steps = math.ceil(1000 / (3600 // 512)) * (3600 // 512)  # 4,500 events, 900 for validation
+    reference_steps = 20 * (int(0.8 * REFERENCE_SR_EVENTS) // 512)
+    share, scale = SIGNAL_FIT_SHARE["ranode"], 100_000 / 1_100_000
+    assert _reference_seconds(spec, REFERENCE_SR_EVENTS, 1.0)[1] == pytest.approx(1.0)
+    assert _reference_seconds(spec, 4500, scale)[1] == pytest.approx(
+        1 - share + share * small_steps / (scale * reference_steps))
+
+
+@pytest.mark.parametrize("holdout", ["covered", "sr", "random"])
+def test_a_guess_counts_the_sr_data_events_the_split_leaves(small_dataset, holdout):
+    """The SR data events a guess assumes (R-ANODE's signal fits train on them) are those the split
+    leaves, whatever the hold-out: none held out where an extra sample covers the window, a third of
+    the background kept in the SR (``sr`` also thins the signal) or everywhere (``random``). Limit:
+    5 binomial standard deviations of the kept background and of the injected signal in the SR."""
+    from dataclasses import replace
+
+    from adbench.costs import CostModel
+    from adbench.data.dataset import HoldOut
+
+    dataset = small_dataset if holdout == "covered" else replace(small_dataset, held_out=(),
+                                                                 holdout=HoldOut(kind=holdout))
+    window = Window(3.3, 3.7)
+    config = RunConfig(methods=[MethodSpec.parse("ranode", "fast")], windows=[window], n_sigs=[1000],
+                       seeds=[0], output=Path("unused"), bootstrap=0)
+    model = CostModel(dataset, config, Plan([], 0, 0, {}), [], gpu=False)
+    guess = model._sr_data_events(window, 1000)
+    data = dataset.split(1000, 0, [window]).data
+    actual = int(window.in_sr(data.m).sum())
+    kept = 1.0 if holdout == "covered" else 1 / 3
+    limit = 5 * math.sqrt(actual * (1 - kept) + 1000 * 0.25 + 1)
+    print(f"{holdout}: guessed {guess} SR data events, the split has {actual}: {abs(guess - actual)} apart "
+          f"(limit {limit:.0f})")
+    assert abs(guess - actual) <= limit
 
 
 def test_training_saved_by_an_earlier_attempt_is_not_costed_again(tmp_path, small_dataset):

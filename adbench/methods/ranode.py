@@ -46,6 +46,7 @@ from adbench.methods.base import Truth
 from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
 from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
+from adbench.models.flows import ConditionalFlow
 from adbench.models.signal_mixture import SignalFlowConfig
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
@@ -56,7 +57,7 @@ MASS_EPS = 1e-6  # keeps the logit of the SR position finite at the window's edg
 SIGNAL_SEED = 7919  # the signal fit's seed offset from the method's seed
 SPLIT_SEED_STEP = 1009  # between the seeds of consecutive signal splits
 BACKGROUND_SEED_STEP = 104_729  # between the seeds of the background flows of an ensemble
-MAX_BACKGROUND_FLOWS = 20
+MAX_BACKGROUND_FLOWS = 20  # each is a full sideband training: more is a typo, not a plan
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,10 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
         mass_samples: signal-flow draws for that histogram.
         signal_splits: signal fits on different train/validation splits of the SR data, ensembled
             (the authors' code: 20).
-        background_flows: background flows trained from different seeds on the same sidebands,
-            p_bkg(x | m) their equal-weight mixture (1: the paper's single flow). Not in the paper: it
-            lowers the variance of the learnt background, which w takes up at small S/B.
+        background_flows: background flows trained on the same sidebands from different seeds
+            (initialisation, batches and train/validation split), p_bkg(x | m) their equal-weight
+            mixture (1: the paper's single flow). Not in the paper: it lowers the variance of the
+            learnt background, which w takes up at small S/B.
     """
 
     signal: SignalSettings = field(default_factory=SignalSettings)
@@ -116,7 +118,8 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
                               f"{self.mass_bins} and {self.mass_samples}")
         if not isinstance(self.signal_splits, int) or not 1 <= self.signal_splits <= self.mass_samples:
             raise ConfigError(f"signal_splits must be an integer from 1 to mass_samples, got {self.signal_splits!r}")
-        if not isinstance(self.background_flows, int) or not 1 <= self.background_flows <= MAX_BACKGROUND_FLOWS:
+        if (not isinstance(self.background_flows, int) or isinstance(self.background_flows, bool)
+                or not 1 <= self.background_flows <= MAX_BACKGROUND_FLOWS):
             raise ConfigError(f"background_flows must be an integer from 1 to {MAX_BACKGROUND_FLOWS}, "
                               f"got {self.background_flows!r}")
 
@@ -159,7 +162,7 @@ class BackgroundEnsemble:
     """p_bkg(x | m) as the equal-weight mixture of conditional flows trained on the same sidebands from
     different seeds (each a ``ConditionalFlow`` sharing one scaler)."""
 
-    flows: list[Any]
+    flows: list[ConditionalFlow]
 
     def log_prob(self, x: np.ndarray, m: np.ndarray, physical: bool = True) -> np.ndarray:
         """(n, d) features, (n,) masses -> (n,) log of the members' mean density."""

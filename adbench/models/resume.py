@@ -115,8 +115,9 @@ def saved_training_seconds(root: str, gpu: bool) -> dict[str, float]:
 class ProgressFile:
     """The progress of one training: ``load`` what an earlier attempt saved, ``save`` this one's."""
 
-    def __init__(self, scope: _Scope, path: Path, fingerprint: str) -> None:
+    def __init__(self, scope: _Scope, path: Path, fingerprint: str, earlier: tuple[str, ...] = ()) -> None:
         self.scope, self.path, self.fingerprint = scope, path, fingerprint
+        self.accepted = {fingerprint, *earlier}  # the same training, saved by an earlier adbench
         self.broken = False
 
     def load(self, device: Any) -> dict[str, Any] | None:
@@ -131,7 +132,7 @@ class ProgressFile:
         except Exception as error:  # noqa: BLE001 - any damaged file means: train from the start
             log.warning("%s: unreadable progress file (%s); training from the start", self.path, error)
             return None
-        if not isinstance(saved, dict) or saved.get("fingerprint") != self.fingerprint:
+        if not isinstance(saved, dict) or saved.get("fingerprint") not in self.accepted:
             log.warning("%s: saved by another training; training from the start", self.path)
             return None
         self.scope.earlier_seconds += float(saved["seconds"])
@@ -159,27 +160,30 @@ class ProgressFile:
                 partial.unlink()
 
 
-def next_progress_file(label: str, fingerprint: str) -> ProgressFile | None:
-    """The progress file of the next training of the current task (None outside a scope)."""
+def next_progress_file(label: str, fingerprint: str, earlier: tuple[str, ...] = ()) -> ProgressFile | None:
+    """The progress file of the next training of the current task (None outside a scope); a save
+    whose fingerprint is ``fingerprint`` or one of ``earlier`` is taken over."""
     scope = _current.get()
     if scope is None:
         return None
     scope.trainings += 1
-    return ProgressFile(scope, scope.directory / f"{scope.trainings:02d}-{_file_name(label)}.pt", fingerprint)
+    path = scope.directory / f"{scope.trainings:02d}-{_file_name(label)}.pt"
+    return ProgressFile(scope, path, fingerprint, earlier)
 
 
-def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str) -> str:
+def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str,
+                full_repr: bool = False) -> str:
     """What a saved training must match to be taken over: model, data sizes, configuration, seed,
     device and torch version. A configuration dataclass is written without its ``ADDED_LATER``
     fields at their defaults, so that adding a setting does not make every interrupted training
-    start again."""
+    start again; ``full_repr``: as adbench wrote it before (2026-11-25), the whole ``repr``."""
     import torch
 
     from adbench.settings import hashed_settings
 
     shapes = [tuple(value.shape) for value in module.state_dict().values()]
     sizes = [tuple(t.shape) for t in tensors]
-    settings = hashed_settings(config) if is_dataclass(config) else config
+    settings = hashed_settings(config) if is_dataclass(config) and not full_repr else config
     return (f"{label}|{seed}|{settings!r}|{shapes}|{sizes}|{type(module).__name__}|{tensors[0].device}"
             f"|torch {torch.__version__}")
 

@@ -318,7 +318,9 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     since_best = 0
     first_epoch, finished = 1, False
     state = LoopState(module, optimizer, scheduler, averaged, generator, cuda)
-    saver = next_progress_file(label, fingerprint(module, (*train_data, *val_data), config, seed, label))
+    tensors = (*train_data, *val_data)
+    saver = next_progress_file(label, fingerprint(module, tensors, config, seed, label),
+                               earlier=(fingerprint(module, tensors, config, seed, label, full_repr=True),))
     resumed = saver.load(train_data[0].device) if saver is not None else None
     if resumed is not None:
         first_epoch, finished, since_best, fields, kept = state.restore(resumed)

@@ -241,6 +241,7 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"signal_splits": 2.0}, "signal_splits"),
     ({"background_flows": 0}, "background_flows"),
     ({"background_flows": 1.5}, "background_flows"),
+    ({"background_flows": True}, "background_flows"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):

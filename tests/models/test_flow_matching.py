@@ -195,6 +195,8 @@ def test_time_sampling_is_a_hashed_setting_only_away_from_its_default():
     assert hashed_settings(NetworkConfig(time_sampling="logit-normal"))["time_sampling"] == "logit-normal"
     with pytest.raises(ConfigError, match="time_sampling"):
         NetworkConfig(time_sampling="beta")
+    with pytest.raises(ConfigError, match="needs time_sampling"):
+        NetworkConfig(time_location=1.0)
 
 
 @pytest.mark.parametrize("method", ["dopri5", "rk4", "midpoint"])

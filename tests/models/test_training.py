@@ -24,6 +24,7 @@ from adbench.models.training import (  # noqa: E402
     validation_split,
 )
 from adbench.progress import listening  # noqa: E402
+from adbench.settings import hashed_settings  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SLOPE = torch.tensor([[2.0], [-1.0], [0.5]])
@@ -329,6 +330,34 @@ def test_a_setting_added_later_keeps_the_resume_fingerprint_at_its_default():
     assert fingerprint(module, tensors, TrainConfig(epochs=2, batch_size=256, min_steps=None), 0, "toy") == text
     for changed in (TrainConfig(epochs=2, batch_size=256, min_steps=500), TrainConfig(epochs=3, batch_size=256)):
         assert fingerprint(module, tensors, changed, 0, "toy") != text
+
+
+def test_a_save_fingerprinted_the_earlier_way_is_taken_over(tmp_path, monkeypatch):
+    """Progress saved by adbench before the fingerprint left out added-later settings (the whole
+    ``repr`` of the configuration) is still resumed; a save of another configuration is not."""
+    from adbench.models import resume
+
+    monkeypatch.setattr("adbench.models.training.SAVE_EVERY_S", 0.0)
+    config = TrainConfig(epochs=4, batch_size=128, lr=3e-2, keep_best=2)
+    steps = steps_per_epoch(1600, config)
+    loss, _ = interrupting(after_steps=2 * steps + 3)
+    with resume.resumable(tmp_path), pytest.raises(Interrupted):
+        fit(config, loss=loss)
+    path = tmp_path / "01-toy.pt"
+    saved = torch.load(path, weights_only=True)
+    new = saved["fingerprint"]
+    old = new.replace(repr(hashed_settings(config)), repr(config))
+    assert old != new and "min_steps=None" in old
+    torch.save({**saved, "fingerprint": old}, path)
+    counted, calls = interrupting(after_steps=10**9)
+    with resume.resumable(tmp_path):
+        fit(config, loss=counted)
+    assert calls["n"] == (config.epochs - 2) * steps  # resumed after epoch 2
+    torch.save({**saved, "fingerprint": old.replace("epochs=4", "epochs=5")}, path)
+    counted, calls = interrupting(after_steps=10**9)
+    with resume.resumable(tmp_path):
+        fit(config, loss=counted)
+    assert calls["n"] == config.epochs * steps  # another training's save: from the start
 
 
 def test_a_folder_that_cannot_be_written_costs_only_the_resumption(tmp_path, caplog):

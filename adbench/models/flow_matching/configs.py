@@ -35,7 +35,7 @@ class NetworkConfig:
         time_sampling: how the training times are drawn: ``uniform`` on [0, 1] (the paper's) or
             ``logit-normal``, t = sigmoid(time_location + N(0, 1)) (fewer draws at the ends; a positive
             location moves them towards the data at t = 1). The validation loss keeps uniform times.
-        time_location: the logit-normal's location.
+        time_location: the logit-normal's location, in [-5, 5] (0 with ``uniform``).
     """
 
     architecture: str = "sigma"
@@ -56,6 +56,8 @@ class NetworkConfig:
             )
         if not -5.0 <= self.time_location <= 5.0:
             raise ConfigError(f"time_location must be in [-5, 5], got {self.time_location}")
+        if self.time_sampling == "uniform" and self.time_location != 0.0:
+            raise ConfigError(f"time_location {self.time_location} needs time_sampling = 'logit-normal'")
         if self.architecture not in ARCHITECTURE_NAMES:
             raise ConfigError(
                 f"unknown network architecture {self.architecture!r}; choose one of {', '.join(ARCHITECTURE_NAMES)}"
