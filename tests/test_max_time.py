@@ -324,7 +324,7 @@ def test_a_profile_that_extends_a_measured_one_is_guessed_from_its_row():
     cathode = MethodSpec.parse("cathode:cpu", "fast")
     assert _reference_seconds(cathode) == (CPU_SECONDS[("cathode", "fast")], 4.0)
     # cpu-ensemble extends cpu with three background flows: three times its background's share
-    share = SIGNAL_FIT_SHARE["ranode"]
+    share = SIGNAL_FIT_SHARE["ranode"]["cpu"]
     ensemble = MethodSpec.parse("ranode:cpu-ensemble", "fast")
     assert _reference_seconds(ensemble) == (CPU_SECONDS[("ranode", "cpu")], pytest.approx((1 - share) * 3 + share))
 
@@ -349,7 +349,7 @@ def test_ranode_guesses_count_its_signal_splits_and_their_steps():
     from adbench.costs import SIGNAL_FIT_SHARE, _reference_seconds
     from adbench.runconfig import MethodSpec
 
-    share = SIGNAL_FIT_SHARE["ranode"]
+    share = SIGNAL_FIT_SHARE["ranode"]["fast"]
     _, ratio = _reference_seconds(MethodSpec.parse("ranode", "paper"))
     assert ratio == pytest.approx((1 - share) * 100 / 10 + share * 600)
     _, gpu_ratio = _reference_seconds(MethodSpec.parse("ranode", "paper-gpu"))
@@ -370,7 +370,7 @@ def test_ranode_guesses_count_the_signal_steps_min_steps_adds_on_a_small_sr():
     assert (train.epochs, train.batch_size, train.min_steps, train.val_fraction) == (20, 512, 1000, 0.2)
     small_steps = math.ceil(1000 / (3600 // 512)) * (3600 // 512)  # 4,500 events, 900 for validation
     reference_steps = 20 * (int(0.8 * REFERENCE_SR_EVENTS) // 512)
-    share, scale = SIGNAL_FIT_SHARE["ranode"], 100_000 / 1_100_000
+    share, scale = SIGNAL_FIT_SHARE["ranode"]["fast"], 100_000 / 1_100_000
     assert _reference_seconds(spec, REFERENCE_SR_EVENTS, 1.0)[1] == pytest.approx(1.0)
     assert _reference_seconds(spec, 4500, scale)[1] == pytest.approx(
         1 - share + share * small_steps / (scale * reference_steps))
