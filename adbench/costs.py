@@ -191,22 +191,10 @@ class CostModel:
         return Estimate(seconds + untimed, "guess", training)
 
     def _sr_data_events(self, window: Window, n_sig: int) -> int:
-        """About how many data events a task's SR holds (R-ANODE's signal fits train on them): the
-        background in the SR less the hold-out's share where no extra sample covers the window (the
-        ``sr`` hold-out also thins the injected signal), plus the injected signal in the SR."""
+        """About how many data events a task's SR holds (R-ANODE's signal fits train on them)."""
         key = (window, n_sig)
         if key not in self._sr_counts:
-            dataset = self._dataset
-            events, holdout = dataset.events, dataset.holdout
-            in_sr = window.in_sr(events.m)
-            is_signal = events.label == 1
-            background = int((in_sr & ~is_signal).sum())
-            signal_share = float(in_sr[is_signal].mean()) if is_signal.any() else 0.0
-            kept_background = kept_signal = 1.0
-            if dataset.covering(window) is None and holdout.kind in ("random", "sr"):
-                kept_background = 1.0 - holdout.fraction
-                kept_signal = kept_background if holdout.kind == "sr" else 1.0
-            self._sr_counts[key] = round(background * kept_background + n_sig * signal_share * kept_signal)
+            self._sr_counts[key] = round(self._dataset.expected_sr_data(window, n_sig))
         return self._sr_counts[key]
 
     def _fit(self, task: FitTask) -> Estimate:
@@ -248,9 +236,14 @@ def _reference_seconds(
     return row, (1.0 - share) * background + share * _signal_fit_ratio(spec, row_spec, sr_events, scale)
 
 
+def _settings(spec: MethodSpec) -> Any:
+    """The spec's resolved settings (its profile's tables over the method's defaults)."""
+    return make_model(spec, "cpu", 0, ClassifierConfig()).config
+
+
 def _background_flows(spec: MethodSpec) -> int:
     """Background flows a spec trains per window (R-ANODE's ``background_flows``; 1 for others)."""
-    return int(getattr(make_model(spec, "cpu", 0, ClassifierConfig()).config, "background_flows", 1))
+    return int(getattr(_settings(spec), "background_flows", 1))
 
 
 def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | None, scale: float) -> float:
@@ -270,7 +263,7 @@ def _signal_fit_ratio(spec: MethodSpec, row_spec: MethodSpec, sr_events: int | N
 def _signal_steps(spec: MethodSpec, sr_events: int, nominal: bool = False) -> int:
     """Optimiser steps of a spec's signal fits on ``sr_events`` SR events (``nominal``: its epochs,
     whatever ``min_steps`` asks)."""
-    settings = make_model(spec, "cpu", 0, ClassifierConfig()).config
+    settings = _settings(spec)
     train = settings.signal.train
     n_train, _ = split_sizes(sr_events, train)
     epochs = train.epochs if nominal else planned_epochs(n_train, train)

@@ -194,6 +194,20 @@ class Dataset:
             return None
         return min(w.low for w in uncovered), max(w.high for w in uncovered)
 
+    def expected_sr_data(self, window: Window, n_sig: int) -> float:
+        """The mean number of data events ``split(n_sig, seed, [window])`` leaves in the window's SR:
+        the SR background less the hold-out's share where no extra sample covers the window (the
+        ``sr`` hold-out also thins the injected signal), plus the injected signal's expected SR part."""
+        in_sr = window.in_sr(self.events.m)
+        is_signal = self.events.label == 1
+        background = float((in_sr & ~is_signal).sum())
+        signal_share = float(in_sr[is_signal].mean()) if is_signal.any() else 0.0
+        kept_background = kept_signal = 1.0
+        if self.covering(window) is None and self.holdout.kind in ("random", "sr"):
+            kept_background = 1.0 - self.holdout.fraction
+            kept_signal = kept_background if self.holdout.kind == "sr" else 1.0
+        return background * kept_background + n_sig * signal_share * kept_signal
+
     def split(self, n_sig: int, seed: int, windows: Sequence[Window] | None = None) -> Split:
         """Deterministic injection of ``n_sig`` signal events and hold-out of true background.
 

@@ -122,18 +122,9 @@ def load_preset(method: str, profile: str = "fast") -> Preset:
         raise ConfigError(f"{path}: unknown keys in [template]: {sorted(template)} (the template size is "
                           "a run setting now: --template-size)")
     variant = variant_name(table, method, profile)
-    params = profile_params(table, profile, path)
-    return Preset(method, profile, params, spec, f"{path.name} [{profile}]", variant, profile_lineage(table, profile))
-
-
-def profile_lineage(table: dict[str, Any], profile: str) -> tuple[str, ...]:
-    """The profiles ``profile`` extends, nearest first (``profile_params`` has checked the chain)."""
-    chain: list[str] = []
-    parent = table[profile].get("extends")
-    while parent is not None and parent not in chain:
-        chain.append(parent)
-        parent = table[parent].get("extends")
-    return tuple(chain)
+    lineage = profile_lineage(table, profile, path)
+    params = profile_params(table, profile, path, lineage)
+    return Preset(method, profile, params, spec, f"{path.name} [{profile}]", variant, lineage)
 
 
 def variant_name(table: dict[str, Any], method: str, profile: str) -> str:
@@ -153,18 +144,33 @@ def method_profiles(method: str) -> dict[str, str]:
     return {name: variant_name(table, method, name) for name in available_profiles(table)}
 
 
-def profile_params(table: dict[str, Any], profile: str, path: Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A profile's settings table, with ``extends = "<profile>"`` resolved (the named profile's table,
-    updated by this one's values)."""
-    own = dict(table[profile])
-    parent = own.pop("extends", None)
-    if parent is None:
-        return own
-    if parent in (*seen, profile):
-        raise ConfigError(f"{path}: 'extends' forms a cycle ({' -> '.join((*seen, profile, parent))})")
-    if parent not in available_profiles(table):
-        raise ConfigError(f"{path}: profile {profile!r} extends {parent!r}, which is not a profile of the file")
-    return merge_tables(profile_params(table, parent, path, (*seen, profile)), own)
+def profile_lineage(table: dict[str, Any], profile: str, path: Path) -> tuple[str, ...]:
+    """The profiles ``profile`` extends (``extends = "<profile>"``, followed), nearest first."""
+    chain = [profile]
+    parent = table[profile].get("extends")
+    while parent is not None:
+        if parent in chain:
+            raise ConfigError(f"{path}: 'extends' forms a cycle ({' -> '.join((*chain, parent))})")
+        if parent not in available_profiles(table):
+            raise ConfigError(f"{path}: profile {chain[-1]!r} extends {parent!r}, which is not a profile of the file")
+        chain.append(parent)
+        parent = table[parent].get("extends")
+    return tuple(chain[1:])
+
+
+def profile_params(
+    table: dict[str, Any], profile: str, path: Path, lineage: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """A profile's settings table with its ``extends`` resolved: each profile of its lineage (from
+    ``profile_lineage`` when not given) updated by the next one's values, the profile's own last."""
+    if lineage is None:
+        lineage = profile_lineage(table, profile, path)
+    params: dict[str, Any] = {}
+    for name in reversed((profile, *lineage)):
+        own = dict(table[name])
+        own.pop("extends", None)
+        params = merge_tables(params, own)
+    return params
 
 
 def available_profiles(table: dict[str, Any]) -> list[str]:

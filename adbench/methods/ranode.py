@@ -172,11 +172,8 @@ class BackgroundEnsemble:
     def info(self) -> dict[str, Any]:
         """The first member's training facts, with every member's best validation loss and the total
         training time."""
-        first = self.flows[0].info()
-        if len(self.flows) == 1:
-            return first
         members = [flow.info() for flow in self.flows]
-        return {**first, "ensemble": len(members),
+        return {**members[0], "ensemble": len(members),
                 "best_val_loss_members": [info.get("best_val_loss") for info in members],
                 "train_seconds": round(sum(info.get("train_seconds", 0.0) for info in members), 3)}
 
