@@ -298,7 +298,7 @@ class Ranode(_FlowMethod):
         config = self.config
         self.split_kept_w_ = [state_w(t.states, config.w_step_scale) for t in self.splits_]
         self.kept_w_ = [w for kept in self.split_kept_w_ for w in kept]
-        self.split_heldout_w_ = []
+        self.split_heldout_w_, self.split_heldout_llr_ = [], []
         for split, trained in enumerate(self.splits_):
             _, val_index = validation_split(len(u), config.signal.train, self._split_seed(split))
             log_sig = signal_log_prob(trained.module, trained.states, u[val_index], device=self.device)
@@ -309,6 +309,8 @@ class Ranode(_FlowMethod):
 
             best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
             self.split_heldout_w_.append((float(best.x), fisher_error(log_sig, log_b, float(best.x))))
+            # log L(w_hat) - log L(0) on events the split's signal density did not see (>= 0)
+            self.split_heldout_llr_.append(max(0.0, -float(best.fun) - float(log_b.sum())))
         self.heldout_w_ = float(np.mean([w for w, _ in self.split_heldout_w_]))
         self.heldout_w_error_ = float(np.mean([error for _, error in self.split_heldout_w_]))
 
@@ -333,6 +335,7 @@ class Ranode(_FlowMethod):
         splits = {} if len(self.splits_) == 1 else {
             "fitted_w_splits": [round(float(np.mean(kept)), 6) for kept in self.split_kept_w_],
             "heldout_w_splits": [[round(w, 6), round(error, 6)] for w, error in self.split_heldout_w_],
+            "heldout_llr_splits": [round(llr, 3) for llr in self.split_heldout_llr_],
             "best_val_loss_splits": [t.record.best_val_loss for t in self.splits_],
         }
         return {
@@ -342,6 +345,9 @@ class Ranode(_FlowMethod):
             "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
             "heldout_w": self.heldout_w_,
             "heldout_w_error": self.heldout_w_error_,
+            # mean over splits of log L(w_hat) / L(w = 0) on each split's validation events: how much
+            # better signal plus background describes SR events the signal density did not see
+            "heldout_llr": float(np.mean(self.split_heldout_llr_)),
             "w_init": config.w_init,
             "learn_w": config.learn_w,
             "background_mass_fit": [float(p) for p in self.mass_fit_],

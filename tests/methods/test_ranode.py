@@ -269,6 +269,14 @@ def test_fit_reports_w_and_scores_test_events(small_split, fitted):
     assert info["sideband_events"] == int((~WINDOW.in_sr(data.m)).sum())
     assert 0 < info["fitted_w"] < 1 and len(info["fitted_w_kept"]) == 2
     assert 0 < info["heldout_w"] < 1 and info["heldout_w_error"] > 0
+    # the held-out log-likelihood ratio is that of the mixture at the held-out w against w = 0
+    sr = data.select(WINDOW.in_sr(data.m))
+    u, log_bkg = fitted._coordinates(sr)
+    _, val = validation_split(len(u), fitted.config.signal.train, fitted._split_seed(0))
+    log_sig = signal_log_prob(fitted.splits_[0].module, fitted.splits_[0].states, u[val])
+    w = info["heldout_w"]
+    llr = np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_bkg[val]).sum() - log_bkg[val].sum()
+    assert info["heldout_llr"] == pytest.approx(max(llr, 0.0), abs=1e-6) and info["heldout_llr"] >= 0
     signal = info["signal_flow"]
     assert signal["n_train"] + signal["n_val"] == info["sr_events"]
     # p_sig(m) is a normalised density over the SR
@@ -292,6 +300,8 @@ def test_signal_splits_are_ensembled_and_split_0_is_the_single_fit(small_split, 
     assert "fitted_w_splits" not in single and single["signal_splits"] == 1
     assert abs(np.sum(np.exp(ensemble.log_mass_sig_) * np.diff(ensemble.mass_edges_)) - 1) < 1e-9
     assert info["heldout_w"] == pytest.approx(np.mean([w for w, _ in info["heldout_w_splits"]]), abs=1e-6)
+    assert info["heldout_llr_splits"][0] == round(single["heldout_llr"], 3)
+    assert info["heldout_llr"] == pytest.approx(np.mean(info["heldout_llr_splits"]), abs=1e-3)
     test = small_split.test_in(WINDOW)
     u = np.column_stack([ensemble.coordinate_.transform(test.m), ensemble.scaler_.transform(test.x)])
     per_split = [signal_log_prob(t.module, t.states, u) for t in ensemble.splits_]
