@@ -288,7 +288,9 @@ def _signal_fraction(doc: Document, ok: list[Record], several: bool) -> None:
     doc.paragraph(
         "Methods that fit the SR's signal fraction w (R-ANODE: (1 - w) p_bkg + w p_sig by maximum likelihood) "
         "against the injected fraction (SR signal / SR data events, per seed). Fitted w: the mean over the kept "
-        "checkpoints; held-out w: the maximum-likelihood w on the held-out SR events with its Fisher error. "
+        "checkpoints; held-out w: the maximum-likelihood w on the held-out SR events with its Fisher error; "
+        "held-out Z: sqrt(2 ln(L(held-out w) / L(w = 0))) on those events, the evidence for a signal in standard "
+        "deviations were p_bkg exact (median over seeds). "
         f"Ratios: medians over seeds of the per-seed ratio, then how many seeds lie within a factor "
         f"{WITHIN_FACTOR:g} of the truth ({1 / WITHIN_FACTOR:g}-{WITHIN_FACTOR:g} x). With a learned background "
         "density the fitted w also absorbs where p_bkg underestimates the SR data, so it measures the background "

@@ -1,6 +1,6 @@
 """The signal fraction a method fits in the SR (R-ANODE's w) against the fraction injected: a method
-that reports ``fitted_w`` (and a held-out estimate ``heldout_w`` with its error) in its record's
-``method_info`` gets a row per dataset, SR and N_sig."""
+that reports ``fitted_w`` (and a held-out estimate ``heldout_w`` with its error and its log-likelihood
+ratio ``heldout_llr``) in its record's ``method_info`` gets a row per dataset, SR and N_sig."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class SignalFractionRow:
         true: injected SR signal / SR data events.
         fitted: the fitted w (the mean of the kept checkpoints' w).
         heldout: the maximum-likelihood w on the held-out SR events, with ``heldout_error`` its Fisher errors.
+        heldout_llr: log L(heldout w) - log L(w = 0) on those events (NaN for records without it).
     """
 
     dataset: str
@@ -33,6 +34,7 @@ class SignalFractionRow:
     fitted: list[float]
     heldout: list[float]
     heldout_error: list[float]
+    heldout_llr: list[float]
 
     def ratios(self, values: list[float]) -> list[float]:
         """value / true of each seed with signal and a finite value."""
@@ -47,6 +49,12 @@ class SignalFractionRow:
         """(seeds whose value / true lies in [1 / factor, factor], seeds with a ratio)."""
         ratios = self.ratios(values)
         return sum(1 / factor <= r <= factor for r in ratios), len(ratios)
+
+    def heldout_z(self) -> float:
+        """Median over seeds of sqrt(2 heldout_llr): the held-out evidence for a signal in standard
+        deviations, were p_bkg exact (Wilks; NaN when no seed reports it)."""
+        values = [math.sqrt(2 * max(llr, 0.0)) for llr in self.heldout_llr if math.isfinite(llr)]
+        return float(np.median(values)) if values else math.nan
 
 
 def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
@@ -64,13 +72,15 @@ def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
             dataset, window, method, n_sig, [r.n_sig_sr / r.n_sr_data for r in rs],
             [float(i["fitted_w"]) for i in info], [float(i.get("heldout_w", math.nan)) for i in info],
             [float(i.get("heldout_w_error", math.nan)) for i in info],
+            [float(i.get("heldout_llr", math.nan)) for i in info],
         ))
     return rows
 
 
 def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
-    """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true;
-    each ratio the median over seeds, followed by how many seeds lie within the factor ``WITHIN_FACTOR``."""
+    """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true,
+    held-out Z; each ratio the median over seeds, followed by how many seeds lie within the factor
+    ``WITHIN_FACTOR``."""
     def ratio_text(values: list[float]) -> str:
         median = row.ratio(values)
         if not math.isfinite(median):
@@ -84,8 +94,8 @@ def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
         heldout_text += f" (± {format_percent(heldout.stat)})"
     return [row.method, row.window, str(row.n_sig), str(len(row.true)), format_percent(float(np.median(row.true))),
             Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.fitted), heldout_text,
-            ratio_text(row.heldout)]
+            ratio_text(row.heldout), f"{z:.1f}" if math.isfinite(z := row.heldout_z()) else "-"]
 
 
 SIGNAL_FRACTION_HEADER = ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",
-                          "held-out / true"]
+                          "held-out / true", "held-out Z"]

@@ -130,7 +130,10 @@ def specs(variant: str, methods: list[str], epochs: int | None):
     for name in methods:
         base = load_preset(name, profile)
         params = merge_tables(base.params, overrides)
-        preset = Preset(name, variant, params, base.template, f"ablation {variant}", variant="")
+        # the variant descends from its base profile, so a cost guess without a measured profile of
+        # its own takes the base's row
+        preset = Preset(name, variant, params, base.template, f"ablation {variant}", variant="",
+                        lineage=(base.profile, *base.lineage))
         out.append(MethodSpec(name, preset))
     return out
 
