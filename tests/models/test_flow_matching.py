@@ -23,7 +23,7 @@ from adbench.models.flow_matching.network import (  # noqa: E402
     frequency_embedding,
     velocity_field,
 )
-from adbench.models.flow_matching.path import cfm_loss, path_sample, training_times  # noqa: E402
+from adbench.models.flow_matching.path import cfm_loss, cfm_training_loss, path_sample, training_times  # noqa: E402
 from adbench.models.flow_matching.solver import integrate  # noqa: E402
 from adbench.models.training import TrainConfig  # noqa: E402
 
@@ -185,6 +185,31 @@ def test_logit_normal_training_times_follow_their_law(location):
     torch.manual_seed(11)
     uniform = torch.rand(5, generator=torch.Generator().manual_seed(11))
     assert torch.equal(training_times(5, "uniform", location, "cpu"), uniform)
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "logit-normal"])
+def test_a_training_batch_draws_its_noise_before_its_times(sampling):
+    """The order of the draws fixes every stored result: the training loss takes the noise first and the
+    times second from the global generator. A network that records its inputs sees exactly the path of
+    those two draws made in that order on the same machine (so the verdict does not depend on the CPU)."""
+    seen = {}
+
+    def recording_net(xt, t, m):
+        seen["xt"], seen["t"] = xt, t
+        return torch.zeros_like(xt)
+
+    x1, m = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), torch.rand(64)
+    torch.manual_seed(5)
+    loss = cfm_training_loss(recording_net, x1, m, 1e-3, sampling, 0.5)
+    torch.manual_seed(5)
+    x0 = torch.randn_like(x1)
+    t = training_times(len(x1), sampling, 0.5, "cpu")
+    xt, target = path_sample(x0, x1, t, 1e-3)
+    assert torch.equal(seen["t"], t) and torch.equal(seen["xt"], xt)
+    assert torch.equal(loss, target.pow(2).mean())
+    torch.manual_seed(5)
+    t_first = training_times(len(x1), sampling, 0.5, "cpu")
+    assert not torch.equal(seen["t"], t_first)  # the other order would be seen
 
 
 def test_time_sampling_is_a_hashed_setting_only_away_from_its_default():

@@ -25,7 +25,7 @@ from adbench.models.checkpoints import load_checkpoint, save_checkpoint
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.flow_matching.likelihood import log_likelihood
 from adbench.models.flow_matching.network import velocity_field
-from adbench.models.flow_matching.path import cfm_loss, training_times
+from adbench.models.flow_matching.path import cfm_loss, cfm_training_loss
 from adbench.models.flow_matching.solver import integrate
 from adbench.models.training import (
     TrainConfig,
@@ -163,8 +163,7 @@ class FlowMatcher:
 
         def loss(net: torch.nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
             x1, mb = batch
-            x0 = torch.randn_like(x1)  # before the times: the draws' order fixes the stored results
-            return cfm_loss(net, x1, mb, x0, training_times(len(x1), sampling, location, x1.device), sigma)
+            return cfm_training_loss(net, x1, mb, sigma, sampling, location)
 
         trained = train_module(
             lambda: velocity_field(x.shape[1], self.network),

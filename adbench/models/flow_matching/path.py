@@ -40,3 +40,12 @@ def training_times(n: int, sampling: str, location: float, device: torch.device 
     if sampling == "logit-normal":
         return torch.sigmoid(location + torch.randn(n, device=device))
     raise ValueError(f"unknown time sampling {sampling!r}")
+
+
+def cfm_training_loss(
+    net: Callable[..., torch.Tensor], x1: torch.Tensor, m: torch.Tensor, sigma: float, sampling: str, location: float,
+) -> torch.Tensor:
+    """The CFM loss of a training batch (x1 (n, d), m (n,)) with fresh noise and times from the global
+    torch generator: the noise is drawn before the times, the order that fixes every stored result."""
+    x0 = torch.randn_like(x1)
+    return cfm_loss(net, x1, m, x0, training_times(len(x1), sampling, location, x1.device), sigma)
