@@ -669,7 +669,7 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
     lie within a factor 2 of the truth (the bounds included)."""
     base = [r for r in new if r.ok][0]
     records = []
-    for seed, (fitted, heldout, llr) in enumerate([(0.010, 0.020, 2.0), (0.020, 0.030, 8.0), (0.040, 0.050, 18.0)]):
+    for seed, (fitted, heldout, llr) in enumerate([(0.010, 0.020, 0.5), (0.020, 0.030, 8.0), (0.040, 0.050, 18.0)]):
         records.append(replace(base, method="ranode", seed=seed, n_sig=1000, n_sr_data=10_000, n_sig_sr=200,
                                method_info={"fitted_w": fitted, "heldout_w": heldout, "heldout_w_error": 0.005,
                                             "heldout_llr": llr},
@@ -683,11 +683,16 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
     assert row[5].startswith("2.0% [") and row[6] == "1.00 (3 of 3 within 2 x)"  # ratios 0.5, 1, 2
     assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)")
     assert row[8] == "1.50 (2 of 3 within 2 x)"  # ratios 1, 1.5, 2.5
-    assert row[9] == "4.0"  # sqrt(2 llr): 2, 4, 6
-    older = [replace(r, method_info={k: v for k, v in r.method_info.items() if k != "heldout_llr"}) for r in records]
-    rows = _table_after(build_report(older, figures=False).write_markdown(tmp_path / "c.md").read_text(),
-                        "## Fitted signal fraction")
-    assert rows[1][9] == "-"  # records from before the held-out likelihood ratio was kept
+    assert row[9] == "4.0"  # sqrt(2 llr): 1, 4, 6 (their mean is 3.7, sqrt(2 x mean llr) 4.3)
+
+    def without_llr(r):
+        return replace(r, method_info={k: v for k, v in r.method_info.items() if k != "heldout_llr"})
+
+    for mixed, expected in [([without_llr(r) for r in records], "-"),  # records from before it was kept
+                            ([without_llr(records[0]), *records[1:]], "5.0 (2 of 3 seeds)")]:
+        rows = _table_after(build_report(mixed, figures=False).write_markdown(tmp_path / "c.md").read_text(),
+                            "## Fitted signal fraction")
+        assert rows[1][9] == expected
     without = build_report(new, figures=False).write_markdown(tmp_path / "b.md").read_text()
     assert "## Fitted signal fraction" not in without
 

@@ -24,9 +24,13 @@ kept w (each split's mean, then their mean). Split 0 is the single fit of K = 1,
 gives the unensembled w.
 
 ``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
-estimate) and, as a calibrated estimate, the maximum-likelihood w on the validation events (not used
-to fit p_sig) with p_sig held fixed, with its Fisher error (with K splits: the mean of the splits'
-estimates and of their errors; the validation sets overlap, so the error is not divided by sqrt(K)).
+estimate) and the held-out w: the maximum-likelihood w on the validation events with p_sig held fixed,
+with its Fisher error (with K splits: the mean of the splits' estimates and of their errors; the
+validation sets overlap, so the error is not divided by sqrt(K)). p_sig is not trained on those
+events, though they choose its kept epochs. ``heldout_llr`` is log L(w) - log L(0) there (mean over
+splits): sqrt(2 heldout_llr) would be the one-sided significance of w > 0 on a validation set alone
+(val_fraction of the SR) were both densities fixed in advance; the epoch choice on the same events
+pushes it up a little, a p_bkg that misses the SR data more.
 The harness knows the true SR signal fraction (``n_sig_sr / n_sr_data`` of the record) to compare
 them with.
 """
@@ -290,29 +294,19 @@ class Ranode(_FlowMethod):
         self.log_mass_sig_ = np.log(counts / counts.sum() / np.diff(edges))
 
     def _estimate_w(self, u: np.ndarray, log_bkg: np.ndarray) -> None:
-        from scipy.optimize import minimize_scalar
-
-        from adbench.models.signal_mixture import fisher_error, signal_log_prob, state_w
+        from adbench.models.signal_mixture import fixed_density_fit, signal_log_prob, state_w
         from adbench.models.training import validation_split
 
         config = self.config
         self.split_kept_w_ = [state_w(t.states, config.w_step_scale) for t in self.splits_]
         self.kept_w_ = [w for kept in self.split_kept_w_ for w in kept]
-        self.split_heldout_w_, self.split_heldout_llr_ = [], []
+        self.split_heldout_ = []
         for split, trained in enumerate(self.splits_):
             _, val_index = validation_split(len(u), config.signal.train, self._split_seed(split))
             log_sig = signal_log_prob(trained.module, trained.states, u[val_index], device=self.device)
-            log_b = log_bkg[val_index]
-
-            def nll(w: float, log_sig=log_sig, log_b=log_b) -> float:
-                return -float(np.logaddexp(np.log(w) + log_sig, np.log1p(-w) + log_b).sum())
-
-            best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
-            self.split_heldout_w_.append((float(best.x), fisher_error(log_sig, log_b, float(best.x))))
-            # log L(w_hat) - log L(0) on events the split's signal density did not see (>= 0)
-            self.split_heldout_llr_.append(max(0.0, -float(best.fun) - float(log_b.sum())))
-        self.heldout_w_ = float(np.mean([w for w, _ in self.split_heldout_w_]))
-        self.heldout_w_error_ = float(np.mean([error for _, error in self.split_heldout_w_]))
+            self.split_heldout_.append(fixed_density_fit(log_sig, log_bkg[val_index]))
+        self.heldout_w_ = float(np.mean([fit.w for fit in self.split_heldout_]))
+        self.heldout_w_error_ = float(np.mean([fit.error for fit in self.split_heldout_]))
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
@@ -334,8 +328,8 @@ class Ranode(_FlowMethod):
         record = self.splits_[0].record
         splits = {} if len(self.splits_) == 1 else {
             "fitted_w_splits": [round(float(np.mean(kept)), 6) for kept in self.split_kept_w_],
-            "heldout_w_splits": [[round(w, 6), round(error, 6)] for w, error in self.split_heldout_w_],
-            "heldout_llr_splits": [round(llr, 3) for llr in self.split_heldout_llr_],
+            "heldout_w_splits": [[round(fit.w, 6), round(fit.error, 6)] for fit in self.split_heldout_],
+            "heldout_llr_splits": [round(fit.llr, 3) for fit in self.split_heldout_],
             "best_val_loss_splits": [t.record.best_val_loss for t in self.splits_],
         }
         return {
@@ -345,9 +339,9 @@ class Ranode(_FlowMethod):
             "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
             "heldout_w": self.heldout_w_,
             "heldout_w_error": self.heldout_w_error_,
-            # mean over splits of log L(w_hat) / L(w = 0) on each split's validation events: how much
-            # better signal plus background describes SR events the signal density did not see
-            "heldout_llr": float(np.mean(self.split_heldout_llr_)),
+            # log L(w_hat) - log L(w = 0) on each split's validation events, mean over splits: how much
+            # better signal plus background describes SR events the signal density was not trained on
+            "heldout_llr": float(np.mean([fit.llr for fit in self.split_heldout_])),
             "w_init": config.w_init,
             "learn_w": config.learn_w,
             "background_mass_fit": [float(p) for p in self.mass_fit_],

@@ -50,11 +50,12 @@ class SignalFractionRow:
         ratios = self.ratios(values)
         return sum(1 / factor <= r <= factor for r in ratios), len(ratios)
 
-    def heldout_z(self) -> float:
-        """Median over seeds of sqrt(2 heldout_llr): the held-out evidence for a signal in standard
-        deviations, were p_bkg exact (Wilks; NaN when no seed reports it)."""
+    def heldout_z(self) -> tuple[float, int]:
+        """(median over seeds of sqrt(2 heldout_llr), seeds that report it): the held-out evidence for a
+        signal in standard deviations, asymptotically (Chernoff) and were both densities fixed in
+        advance (NaN when no seed reports it)."""
         values = [math.sqrt(2 * max(llr, 0.0)) for llr in self.heldout_llr if math.isfinite(llr)]
-        return float(np.median(values)) if values else math.nan
+        return (float(np.median(values)) if values else math.nan), len(values)
 
 
 def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
@@ -94,7 +95,15 @@ def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
         heldout_text += f" (± {format_percent(heldout.stat)})"
     return [row.method, row.window, str(row.n_sig), str(len(row.true)), format_percent(float(np.median(row.true))),
             Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.fitted), heldout_text,
-            ratio_text(row.heldout), f"{z:.1f}" if math.isfinite(z := row.heldout_z()) else "-"]
+            ratio_text(row.heldout), _z_text(row)]
+
+
+def _z_text(row: SignalFractionRow) -> str:
+    """The held-out Z, with how many seeds it rests on when older records of the row lack it."""
+    z, seeds = row.heldout_z()
+    if not math.isfinite(z):
+        return "-"
+    return f"{z:.1f}" if seeds == len(row.true) else f"{z:.1f} ({seeds} of {len(row.true)} seeds)"
 
 
 SIGNAL_FRACTION_HEADER = ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",

@@ -132,8 +132,8 @@ def specs(variant: str, methods: list[str], epochs: int | None):
         params = merge_tables(base.params, overrides)
         # the variant descends from its base profile, so a cost guess without a measured profile of
         # its own takes the base's row
-        preset = Preset(name, variant, params, base.template, f"ablation {variant}", variant="",
-                        lineage=(base.profile, *base.lineage))
+        lineage = base.lineage if variant == base.profile else (base.profile, *base.lineage)
+        preset = Preset(name, variant, params, base.template, f"ablation {variant}", variant="", lineage=lineage)
         out.append(MethodSpec(name, preset))
     return out
 

@@ -24,6 +24,7 @@ from adbench.models.signal_mixture import (  # noqa: E402
     build_signal_flow,
     fisher_error,
     fit_mixture,
+    fixed_density_fit,
     signal_log_prob,
     state_w,
 )
@@ -104,18 +105,43 @@ TOY_FLOW = SignalFlowConfig(kind="maf", transforms=2, hidden=16)
 def heldout_w(u: np.ndarray, log_bkg: np.ndarray, seed: int) -> tuple[float, float, list[float]]:
     """Fit p_sig and w, then the maximum-likelihood w on the validation events with p_sig fixed:
     (w, its Fisher error, the trained w of the kept epochs)."""
-    from scipy.optimize import minimize_scalar
-
     trained = fit_mixture(u, log_bkg, lambda: build_signal_flow(u.shape[1], TOY_FLOW), TOY_TRAIN,
                           w_init=0.01, w_step_scale=10.0, seed=seed)
     _, val = validation_split(len(u), TOY_TRAIN, seed)
-    log_s = signal_log_prob(trained.module, trained.states, u[val])
+    fit = fixed_density_fit(signal_log_prob(trained.module, trained.states, u[val]), log_bkg[val])
+    return fit.w, fit.error, state_w(trained.states, 10.0)
 
-    def nll(w):
-        return -np.logaddexp(np.log(w) + log_s, np.log1p(-w) + log_bkg[val]).sum()
 
-    w_hat = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10}).x
-    return w_hat, fisher_error(log_s, log_bkg[val], w_hat), state_w(trained.states, 10.0)
+def _binomial_within(hits: int, toys: int, p: float, what: str) -> bool:
+    """Whether hits of toys lies within PULL_LIMIT binomial standard deviations of p (printed)."""
+    sd = math.sqrt(p * (1 - p) / toys)
+    deviation = (hits / toys - p) / sd
+    print(f"{what}: {hits / toys:.3f} against {p:.3f} ({deviation:+.2f} sd, limit {PULL_LIMIT})")
+    return abs(deviation) < PULL_LIMIT
+
+
+def test_the_fixed_density_fit_is_calibrated_on_toys():
+    """w, its error and the likelihood ratio under exact, fixed densities (N(0, 1) background, N(2, 0.4)
+    signal, 2000 events a toy): without signal 2 llr follows (delta_0 + chi2_1) / 2 (half the toys at 0,
+    5% above 2.71); with w = 0.05 the pulls have mean 0 and spread 1 and 2 llr is above the null's 99%."""
+    rng = np.random.default_rng(data_seed(7))
+    n = 2000
+
+    def fit(w_true: float):
+        n_sig = rng.binomial(n, w_true)
+        u = np.concatenate([rng.normal(0, 1, (n - n_sig, 1)), rng.normal(2.0, 0.4, (n_sig, 1))])
+        return fixed_density_fit(gaussian(u, 2.0, 0.4), gaussian(u, 0.0, 1.0))
+
+    null = [2 * fit(0.0).llr for _ in range(1000)]
+    assert min(null) >= 0
+    assert _binomial_within(sum(q < 1e-6 for q in null), len(null), 0.5, "no signal: share of q0 = 0")
+    assert _binomial_within(sum(q > 2.706 for q in null), len(null), 0.05, "no signal: share of q0 > 2.71")
+    fits = [fit(0.05) for _ in range(1000)]
+    pulls = np.array([(f.w - 0.05) / f.error for f in fits])
+    assert abs(pull(float(pulls.mean()), 0.0, 1 / math.sqrt(len(pulls)), "w = 0.05: mean pull")) < PULL_LIMIT
+    spread = float(pulls.std(ddof=1))
+    assert abs(pull(spread, 1.0, 1 / math.sqrt(2 * (len(pulls) - 1)), "w = 0.05: pull spread")) < PULL_LIMIT
+    assert min(2 * f.llr for f in fits) > np.quantile(null, 0.99)  # 100 signal events stand out in every toy
 
 
 def test_signal_fit_on_an_exact_background_recovers_w_within_its_error():
