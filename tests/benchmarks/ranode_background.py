@@ -21,7 +21,9 @@ method's seed + K) with the data, the signal fits and their seeds unchanged: whe
 from one training of the background or from the sidebands it learns.
 
 Prints one JSON line per fit: the true SR signal fraction, the fitted w (trained parameter) and the
-held-out maximum-likelihood w with its Fisher error, max SIC and the test AUC of the score.
+held-out maximum-likelihood w with its Fisher error and log-likelihood ratio, max SIC and the test AUC
+of the score; with several signal splits also each split's w, held-out w and ratio and the test AUC
+of its own score.
 """
 
 from __future__ import annotations
@@ -111,6 +113,22 @@ def ranode_with(background: str, flow_seed_offset: int = 0):
     return GeneratorRanode
 
 
+def split_test_aucs(method, test, window) -> list[float]:
+    """The test AUC of each signal split's own score (its p_sig alone, with p_sig(m) from its own draws):
+    which of the splits found the signal."""
+    import copy
+
+    from adbench.metrics import roc_auc
+
+    aucs = []
+    for trained in method.splits_:
+        alone = copy.copy(method)
+        alone.splits_ = [trained]
+        alone._fit_mass_histogram(window)
+        aucs.append(round(roc_auc(test.label, alone.score(test, window)), 4))
+    return aucs
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     import torch
@@ -150,7 +168,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "signal_splits": info["signal_splits"],
-                       **{key: info[key] for key in ("fitted_w_splits", "heldout_w_splits") if key in info},
+                       "heldout_llr": round(info["heldout_llr"], 3),
+                       **{key: info[key] for key in ("fitted_w_splits", "heldout_w_splits", "heldout_llr_splits")
+                          if key in info},
+                       **({"test_auc_splits": split_test_aucs(method, test, window)}
+                          if len(method.splits_) > 1 else {}),
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
                        "seconds": round(time.perf_counter() - started, 1)}
