@@ -21,7 +21,9 @@ With ``signal_splits`` = K > 1, step 3 is repeated on K train/validation splits 
 with its own initialisation), as the authors' code does (20 splits), and the K signal models are
 ensembled: p_sig is the equal-weight mixture of every split's kept states, w the mean of all their
 kept w (each split's mean, then their mean). Split 0 is the single fit of K = 1, so one run also
-gives the unensembled w.
+gives the unensembled w. With ``signal_split_selection = "likelihood"`` only the splits whose
+held-out likelihood ratio (below) is within ``SPLIT_SELECTION_SIGMAS`` errors of the best split's
+enter p_sig and w.
 
 ``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
 estimate) and the held-out w: the maximum-likelihood w on the validation events with p_sig held fixed,
@@ -62,6 +64,10 @@ SIGNAL_SEED = 7919  # the signal fit's seed offset from the method's seed
 SPLIT_SEED_STEP = 1009  # between the seeds of consecutive signal splits
 BACKGROUND_SEED_STEP = 104_729  # between the seeds of the background flows of an ensemble
 MAX_BACKGROUND_FLOWS = 20  # each is a full sideband training: more is a typo, not a plan
+#: How the signal splits are combined: every split (the paper's), or the splits whose held-out
+#: log-likelihood ratio is within SPLIT_SELECTION_SIGMAS combined errors of the best split's.
+SPLIT_SELECTIONS = ("all", "likelihood")
+SPLIT_SELECTION_SIGMAS = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,11 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
             (initialisation, batches and train/validation split), p_bkg(x | m) their equal-weight
             mixture (1: the paper's single flow). Not in the paper: it lowers the variance of the
             learnt background, which w takes up at small S/B.
+        signal_split_selection: ``all`` splits are ensembled (the paper's), or with ``likelihood`` only
+            those that describe their held-out SR events about as well as the best split does
+            (``likely_splits``). Not in the paper: a split's fit can settle where its signal density
+            finds nothing (w near 0, held-out likelihood ratio near 1) while others find the signal,
+            and averaging the two pulls w and the score towards no signal.
     """
 
     signal: SignalSettings = field(default_factory=SignalSettings)
@@ -108,6 +119,7 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
     mass_samples: int = 200_000
     signal_splits: int = field(default=1, metadata=ADDED_LATER)
     background_flows: int = field(default=1, metadata=ADDED_LATER)
+    signal_split_selection: str = field(default="all", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +138,9 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
                 or not 1 <= self.background_flows <= MAX_BACKGROUND_FLOWS):
             raise ConfigError(f"background_flows must be an integer from 1 to {MAX_BACKGROUND_FLOWS}, "
                               f"got {self.background_flows!r}")
+        if self.signal_split_selection not in SPLIT_SELECTIONS:
+            raise ConfigError(f"signal_split_selection must be one of {', '.join(SPLIT_SELECTIONS)}, "
+                              f"got {self.signal_split_selection!r}")
 
 
 @dataclass
@@ -237,8 +252,8 @@ class Ranode(_FlowMethod):
             )
             for split in range(config.signal_splits)
         ]
-        self._fit_mass_histogram(window)
         self._estimate_w(u, log_bkg)
+        self._fit_mass_histogram(window)
         self.n_sideband_, self.n_sr_ = len(sidebands), len(sr)
         return self
 
@@ -250,10 +265,11 @@ class Ranode(_FlowMethod):
         return self.seed + SIGNAL_SEED + SPLIT_SEED_STEP * split
 
     def _signal_log_prob(self, u: np.ndarray) -> np.ndarray:
-        """(n, 1 + d) -> (n,) log p_sig(u): the equal-weight mixture of every split's kept states."""
+        """(n, 1 + d) -> (n,) log p_sig(u): the equal-weight mixture of the chosen splits' kept states."""
         from adbench.models.signal_mixture import signal_log_prob
 
-        per_split = [signal_log_prob(t.module, t.states, u, device=self.device) for t in self.splits_]
+        per_split = [signal_log_prob(self.splits_[k].module, self.splits_[k].states, u, device=self.device)
+                     for k in self.chosen_splits_]
         return np.logaddexp.reduce(per_split, axis=0) - np.log(len(per_split))
 
     def _fit_background(self, events: Events, sidebands: Events, window: Window) -> None:
@@ -282,10 +298,12 @@ class Ranode(_FlowMethod):
         from adbench.models.signal_mixture import sample_signal
 
         config = self.config
-        counts = np.bincount(np.arange(config.mass_samples) % len(self.splits_), minlength=len(self.splits_))
+        chosen = self.chosen_splits_
+        counts = np.bincount(np.arange(config.mass_samples) % len(chosen), minlength=len(chosen))
         draws = np.concatenate([
-            sample_signal(t.module, t.states, int(n), seed=self.seed + split, device=self.device)
-            for split, (t, n) in enumerate(zip(self.splits_, counts, strict=True))
+            sample_signal(self.splits_[k].module, self.splits_[k].states, int(n), seed=self.seed + k,
+                          device=self.device)
+            for k, n in zip(chosen, counts, strict=True)
         ])
         masses = self.coordinate_.inverse(draws[:, 0])
         counts, edges = np.histogram(masses, bins=config.mass_bins, range=(window.low, window.high))
@@ -294,19 +312,26 @@ class Ranode(_FlowMethod):
         self.log_mass_sig_ = np.log(counts / counts.sum() / np.diff(edges))
 
     def _estimate_w(self, u: np.ndarray, log_bkg: np.ndarray) -> None:
-        from adbench.models.signal_mixture import fixed_density_fit, signal_log_prob, state_w
+        """Each split's kept w and its held-out fit (w, error and likelihood ratio with p_sig fixed, on
+        the SR events it was not trained on), then the splits the ensemble keeps (``chosen_splits_``)
+        and their mean w."""
+        from adbench.models.signal_mixture import fixed_density_fit, likely_splits, signal_log_prob, state_w
         from adbench.models.training import validation_split
 
         config = self.config
         self.split_kept_w_ = [state_w(t.states, config.w_step_scale) for t in self.splits_]
-        self.kept_w_ = [w for kept in self.split_kept_w_ for w in kept]
         self.split_heldout_ = []
         for split, trained in enumerate(self.splits_):
             _, val_index = validation_split(len(u), config.signal.train, self._split_seed(split))
             log_sig = signal_log_prob(trained.module, trained.states, u[val_index], device=self.device)
             self.split_heldout_.append(fixed_density_fit(log_sig, log_bkg[val_index]))
-        self.heldout_w_ = float(np.mean([fit.w for fit in self.split_heldout_]))
-        self.heldout_w_error_ = float(np.mean([fit.error for fit in self.split_heldout_]))
+        self.chosen_splits_ = (likely_splits(self.split_heldout_, SPLIT_SELECTION_SIGMAS)
+                               if config.signal_split_selection == "likelihood" else list(range(len(self.splits_))))
+        chosen = self.chosen_splits_
+        self.kept_w_ = [w for k in chosen for w in self.split_kept_w_[k]]
+        self.fitted_w_ = float(np.mean([np.mean(self.split_kept_w_[k]) for k in chosen]))
+        self.heldout_w_ = float(np.mean([self.split_heldout_[k].w for k in chosen]))
+        self.heldout_w_error_ = float(np.mean([self.split_heldout_[k].error for k in chosen]))
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
@@ -330,18 +355,27 @@ class Ranode(_FlowMethod):
             "fitted_w_splits": [round(float(np.mean(kept)), 6) for kept in self.split_kept_w_],
             "heldout_w_splits": [[round(fit.w, 6), round(fit.error, 6)] for fit in self.split_heldout_],
             "heldout_llr_splits": [round(fit.llr, 3) for fit in self.split_heldout_],
+            "heldout_llr_error_splits": [round(fit.llr_error, 3) for fit in self.split_heldout_],
             "best_val_loss_splits": [t.record.best_val_loss for t in self.splits_],
         }
+        if config.signal_split_selection != "all":
+            splits.update({
+                "signal_split_selection": config.signal_split_selection,
+                "chosen_splits": list(self.chosen_splits_),
+                # the paper's estimates, over every split, beside those of the chosen ones
+                "fitted_w_all_splits": float(np.mean([np.mean(kept) for kept in self.split_kept_w_])),
+                "heldout_w_all_splits": float(np.mean([fit.w for fit in self.split_heldout_])),
+            })
         return {
             "sideband_events": self.n_sideband_,
             "sr_events": self.n_sr_,
-            "fitted_w": float(np.mean([np.mean(kept) for kept in self.split_kept_w_])),
+            "fitted_w": self.fitted_w_,
             "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
             "heldout_w": self.heldout_w_,
             "heldout_w_error": self.heldout_w_error_,
             # log L(w_hat) - log L(w = 0) on each split's validation events, mean over splits: how much
             # better signal plus background describes SR events the signal density was not trained on
-            "heldout_llr": float(np.mean([fit.llr for fit in self.split_heldout_])),
+            "heldout_llr": float(np.mean([self.split_heldout_[k].llr for k in self.chosen_splits_])),
             "w_init": config.w_init,
             "learn_w": config.learn_w,
             "background_mass_fit": [float(p) for p in self.mass_fit_],

@@ -15,7 +15,7 @@ exact density to check the fit of w alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,11 +208,14 @@ class FixedDensityFit:
         error: its Fisher error (``fisher_error``).
         llr: log L(w) - log L(0) >= 0; 2 llr is the one-sided test statistic q0 of w = 0, which for
             densities fixed in advance follows (delta_0 + chi2_1) / 2 with many events (Chernoff).
+        llr_error: the standard error of llr over draws of the events, sqrt(n) x the standard deviation
+            of the per-event terms log(w p_sig / p_bkg + 1 - w).
     """
 
     w: float
     error: float
     llr: float
+    llr_error: float
 
 
 def fixed_density_fit(log_sig: np.ndarray, log_bkg: np.ndarray) -> FixedDensityFit:
@@ -226,4 +229,15 @@ def fixed_density_fit(log_sig: np.ndarray, log_bkg: np.ndarray) -> FixedDensityF
 
     best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
     w = float(best.x)
-    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, -float(best.fun) - float(log_bkg.sum())))
+    terms = np.logaddexp(np.log(w) + log_sig - log_bkg, np.log1p(-w))
+    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, -float(best.fun) - float(log_bkg.sum())),
+                           float(np.sqrt(len(terms)) * terms.std()))
+
+
+def likely_splits(fits: Sequence[FixedDensityFit], sigmas: float) -> list[int]:
+    """The indices of the fits whose held-out log-likelihood ratio lies within ``sigmas`` combined
+    standard errors of the largest: the signal fits that describe their held-out events as well as
+    the best one does (each fit's events are its own, so the errors add)."""
+    best = max(range(len(fits)), key=lambda k: fits[k].llr)
+    return [k for k, fit in enumerate(fits)
+            if fits[best].llr - fit.llr <= sigmas * math.hypot(fits[best].llr_error, fit.llr_error)]

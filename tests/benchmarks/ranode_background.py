@@ -121,9 +121,9 @@ def split_test_aucs(method, test, window) -> list[float]:
     from adbench.metrics import roc_auc
 
     aucs = []
-    for trained in method.splits_:
+    for split in range(len(method.splits_)):
         alone = copy.copy(method)
-        alone.splits_ = [trained]
+        alone.chosen_splits_ = [split]
         alone._fit_mass_histogram(window)
         aucs.append(round(roc_auc(test.label, alone.score(test, window)), 4))
     return aucs

@@ -20,11 +20,13 @@ from adbench.methods.presets import load_preset  # noqa: E402
 from adbench.methods.ranode import MassCoordinate, Ranode, background_mass_log_density  # noqa: E402
 from adbench.methods.registry import canonical_name, get_method_class  # noqa: E402
 from adbench.models.signal_mixture import (  # noqa: E402
+    FixedDensityFit,
     SignalFlowConfig,
     build_signal_flow,
     fisher_error,
     fit_mixture,
     fixed_density_fit,
+    likely_splits,
     signal_log_prob,
     state_w,
 )
@@ -142,6 +144,23 @@ def test_the_fixed_density_fit_is_calibrated_on_toys():
     spread = float(pulls.std(ddof=1))
     assert abs(pull(spread, 1.0, 1 / math.sqrt(2 * (len(pulls) - 1)), "w = 0.05: pull spread")) < PULL_LIMIT
     assert min(2 * f.llr for f in fits) > np.quantile(null, 0.99)  # 100 signal events stand out in every toy
+    spread_ratio = float(np.std([f.llr for f in fits], ddof=1) / np.mean([f.llr_error for f in fits]))
+    assert abs(pull(spread_ratio, 1.0, 1 / math.sqrt(2 * (len(fits) - 1)), "w = 0.05: llr spread / llr_error")) \
+        < PULL_LIMIT
+
+
+def test_likely_splits_drop_the_fits_that_found_nothing():
+    """Held-out likelihood ratios as R-ANODE's splits give them on synthetic with the exact background
+    (three found the signal, two settled at w near 0): the two are dropped, and the found ones are
+    kept though their ratios differ by less than their errors."""
+    def fit(llr, error):
+        return FixedDensityFit(w=0.005, error=0.001, llr=llr, llr_error=error)
+
+    found, nothing = [fit(50.4, 9.5), fit(50.6, 9.8), fit(53.1, 10.1)], [fit(0.7, 1.3), fit(0.0, 0.0)]
+    assert likely_splits([found[0], nothing[0], found[1], found[2], nothing[1]], 2.0) == [0, 2, 3]
+    assert likely_splits([fit(1.2, 1.5), fit(0.0, 0.0), fit(0.4, 0.9)], 2.0) == [0, 1, 2]  # none found anything
+    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 2.0) == [0]  # 2.8 combined errors below
+    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 3.0) == [0, 1]
 
 
 def test_signal_fit_on_an_exact_background_recovers_w_within_its_error():
@@ -268,6 +287,7 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"background_flows": 0}, "background_flows"),
     ({"background_flows": 1.5}, "background_flows"),
     ({"background_flows": True}, "background_flows"),
+    ({"signal_split_selection": "best"}, "signal_split_selection"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
@@ -363,6 +383,33 @@ def test_background_flows_are_ensembled_and_the_first_is_the_single_flow(small_s
     assert np.isfinite(ensemble.score(test, WINDOW)).all()
     assert "background_flows" not in hashed_settings(fitted.config)
     assert hashed_settings(ensemble.config)["background_flows"] == 2
+
+
+def test_likelihood_selection_ensembles_only_the_chosen_splits(small_split):
+    """signal_split_selection = "likelihood": p_sig, its mass histogram and w come from the chosen splits
+    (those likely_splits keeps), the record keeps every split's numbers and the all-split w beside them;
+    at its default ("all") the setting stays out of the task hash. (On this toy split 2 finds nothing:
+    held-out llr 12.8 +- 6.9, 13.3 +- 5.7, 0.14 +- 0.54, and is dropped.)"""
+    from adbench.models.signal_mixture import signal_log_prob
+
+    settings = {**TINY, "signal_splits": 3, "signal_split_selection": "likelihood"}
+    method = Ranode(seed=0, settings=settings).fit(small_split.data, WINDOW)
+    info = method.info()
+    chosen = likely_splits(method.split_heldout_, 2.0)
+    assert method.chosen_splits_ == chosen == info["chosen_splits"] and len(info["heldout_llr_splits"]) == 3
+    print(f"held-out llr of the splits {info['heldout_llr_splits']} +- {info['heldout_llr_error_splits']}: "
+          f"chosen {chosen}")
+    assert info["fitted_w"] == pytest.approx(np.mean([info["fitted_w_splits"][k] for k in chosen]), abs=1e-6)
+    assert info["heldout_w"] == pytest.approx(np.mean([info["heldout_w_splits"][k][0] for k in chosen]), abs=1e-6)
+    assert info["fitted_w_all_splits"] == pytest.approx(np.mean(info["fitted_w_splits"]), abs=1e-6)
+    test = small_split.test_in(WINDOW)
+    u = np.column_stack([method.coordinate_.transform(test.m), method.scaler_.transform(test.x)])
+    per_split = [signal_log_prob(method.splits_[k].module, method.splits_[k].states, u) for k in chosen]
+    np.testing.assert_allclose(method._signal_log_prob(u), logsumexp(per_split, axis=0) - np.log(len(chosen)),
+                               rtol=1e-10)
+    everything = Ranode(seed=0, settings={**settings, "signal_split_selection": "all"})
+    assert "signal_split_selection" not in hashed_settings(everything.config)
+    assert hashed_settings(method.config)["signal_split_selection"] == "likelihood"
 
 
 def test_same_seed_same_scores_and_labels_never_read(small_split, fitted):
