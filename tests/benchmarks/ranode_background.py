@@ -16,9 +16,11 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
 ``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF.
 ``--signal-splits K`` ensembles K signal fits on different train/validation splits (``signal_splits``,
 the authors' 20); split 0 is the single fit, so each row also gives every split's own w.
-``--flow-seed-offset K`` starts the ``flow`` background's training from another random seed (the
-method's seed + K) with the data, the signal fits and their seeds unchanged: whether a biased w comes
-from one training of the background or from the sidebands it learns.
+``--signal-split-selection likelihood`` ensembles only the splits whose held-out likelihood ratio is
+near the best split's (``signal_split_selection``). ``--flow-seed-offset K`` starts the ``flow``
+background's training from another random seed (the method's seed + K) with the data, the signal fits
+and their seeds unchanged: whether a biased w comes from one training of the background or from the
+sidebands it learns.
 
 Prints one JSON line per fit: the true SR signal fraction, the fitted w (trained parameter) and the
 held-out maximum-likelihood w with its Fisher error and log-likelihood ratio, max SIC and the test AUC
@@ -52,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the background flow's transforms instead of the profile's")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
+    parser.add_argument("--signal-split-selection", choices=("all", "likelihood"), default=None,
+                        help="how the signal splits are combined (RanodeSettings.signal_split_selection)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
                         help="train the flow background from the method's seed plus this")
     parser.add_argument("--threads", type=int, default=1)
@@ -149,6 +153,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         settings = {**settings, "flow": {**settings["flow"], "kind": args.background_kind}}
     if args.signal_splits is not None:
         settings = {**settings, "signal_splits": args.signal_splits}
+    if args.signal_split_selection is not None:
+        settings = {**settings, "signal_split_selection": args.signal_split_selection}
     rows = []
     for n_sig in (int(v) for v in args.n_sig.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -169,7 +175,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "signal_splits": info["signal_splits"],
                        "heldout_llr": round(info["heldout_llr"], 3),
-                       **{key: info[key] for key in ("fitted_w_splits", "heldout_w_splits", "heldout_llr_splits")
+                       **{key: info[key] for key in ("fitted_w_splits", "heldout_w_splits", "heldout_llr_splits",
+                                                     "heldout_llr_error_splits", "chosen_splits",
+                                                     "fitted_w_all_splits", "heldout_w_all_splits")
                           if key in info},
                        **({"test_auc_splits": split_test_aucs(method, test, window)}
                           if len(method.splits_) > 1 else {}),
