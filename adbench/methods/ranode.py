@@ -22,15 +22,15 @@ with its own initialisation), as the authors' code does (20 splits), and the K s
 ensembled: p_sig is the equal-weight mixture of every split's kept states, w the mean of all their
 kept w (each split's mean, then their mean). Split 0 is the single fit of K = 1, so one run also
 gives the unensembled w. With ``signal_split_selection = "likelihood"`` only the splits whose
-held-out likelihood ratio (below) is within ``SPLIT_SELECTION_SIGMAS`` errors of the best split's
-enter p_sig and w.
+held-out likelihood ratio (below) is near the best split's (``likely_splits``) enter p_sig and w; the
+held-out w of the chosen splits is then a post-selection estimate (the same events ranked them).
 
 ``info()`` reports the fitted w (the trained parameter, averaged over the kept epochs, the paper's
 estimate) and the held-out w: the maximum-likelihood w on the validation events with p_sig held fixed,
 with its Fisher error (with K splits: the mean of the splits' estimates and of their errors; the
 validation sets overlap, so the error is not divided by sqrt(K)). p_sig is not trained on those
 events, though they choose its kept epochs. ``heldout_llr`` is log L(w) - log L(0) there (mean over
-splits): sqrt(2 heldout_llr) would be the one-sided significance of w > 0 on a validation set alone
+the chosen splits): sqrt(2 heldout_llr) would be the one-sided significance of w > 0 on a validation set alone
 (val_fraction of the SR) were both densities fixed in advance; the epoch choice on the same events
 pushes it up a little, a p_bkg that misses the SR data more.
 The harness knows the true SR signal fraction (``n_sig_sr / n_sr_data`` of the record) to compare
@@ -65,9 +65,10 @@ SPLIT_SEED_STEP = 1009  # between the seeds of consecutive signal splits
 BACKGROUND_SEED_STEP = 104_729  # between the seeds of the background flows of an ensemble
 MAX_BACKGROUND_FLOWS = 20  # each is a full sideband training: more is a typo, not a plan
 #: How the signal splits are combined: every split (the paper's), or the splits whose held-out
-#: log-likelihood ratio is within SPLIT_SELECTION_SIGMAS combined errors of the best split's.
+#: log-likelihood ratio is near the best split's (``likely_splits`` at SPLIT_SELECTION_LEVEL: K equally
+#: good splits lose one of theirs in 5% of runs).
 SPLIT_SELECTIONS = ("all", "likelihood")
-SPLIT_SELECTION_SIGMAS = 2.0
+SPLIT_SELECTION_LEVEL = 0.05
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,9 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
         if self.signal_split_selection not in SPLIT_SELECTIONS:
             raise ConfigError(f"signal_split_selection must be one of {', '.join(SPLIT_SELECTIONS)}, "
                               f"got {self.signal_split_selection!r}")
+        if self.signal_split_selection != "all" and self.signal_splits < 2:
+            raise ConfigError(f"signal_split_selection = {self.signal_split_selection!r} chooses among signal "
+                              f"splits: it needs signal_splits >= 2, got {self.signal_splits}")
 
 
 @dataclass
@@ -325,13 +329,20 @@ class Ranode(_FlowMethod):
             _, val_index = validation_split(len(u), config.signal.train, self._split_seed(split))
             log_sig = signal_log_prob(trained.module, trained.states, u[val_index], device=self.device)
             self.split_heldout_.append(fixed_density_fit(log_sig, log_bkg[val_index]))
-        self.chosen_splits_ = (likely_splits(self.split_heldout_, SPLIT_SELECTION_SIGMAS)
-                               if config.signal_split_selection == "likelihood" else list(range(len(self.splits_))))
-        chosen = self.chosen_splits_
-        self.kept_w_ = [w for k in chosen for w in self.split_kept_w_[k]]
-        self.fitted_w_ = float(np.mean([np.mean(self.split_kept_w_[k]) for k in chosen]))
-        self.heldout_w_ = float(np.mean([self.split_heldout_[k].w for k in chosen]))
-        self.heldout_w_error_ = float(np.mean([self.split_heldout_[k].error for k in chosen]))
+        every = list(range(len(self.splits_)))
+        self.chosen_splits_ = (likely_splits(self.split_heldout_, SPLIT_SELECTION_LEVEL)
+                               if config.signal_split_selection == "likelihood" else every)
+        self.kept_w_ = [w for k in self.chosen_splits_ for w in self.split_kept_w_[k]]
+        (self.fitted_w_, self.heldout_w_, self.heldout_w_error_,
+         self.heldout_llr_) = self._mean_estimates(self.chosen_splits_)
+        self.all_split_w_ = self._mean_estimates(every)[:2]
+
+    def _mean_estimates(self, splits: list[int]) -> tuple[float, float, float, float]:
+        """(fitted w, held-out w, its error, held-out log-likelihood ratio), each the mean over ``splits``."""
+        return (float(np.mean([np.mean(self.split_kept_w_[k]) for k in splits])),
+                float(np.mean([self.split_heldout_[k].w for k in splits])),
+                float(np.mean([self.split_heldout_[k].error for k in splits])),
+                float(np.mean([self.split_heldout_[k].llr for k in splits])))
 
     def score(self, events: Events, window: Window) -> np.ndarray:
         """(n,) log p_sig(x | m) - log p_bkg(x | m) of SR events (higher = more signal-like)."""
@@ -363,8 +374,8 @@ class Ranode(_FlowMethod):
                 "signal_split_selection": config.signal_split_selection,
                 "chosen_splits": list(self.chosen_splits_),
                 # the paper's estimates, over every split, beside those of the chosen ones
-                "fitted_w_all_splits": float(np.mean([np.mean(kept) for kept in self.split_kept_w_])),
-                "heldout_w_all_splits": float(np.mean([fit.w for fit in self.split_heldout_])),
+                "fitted_w_all_splits": self.all_split_w_[0],
+                "heldout_w_all_splits": self.all_split_w_[1],
             })
         return {
             "sideband_events": self.n_sideband_,
@@ -373,9 +384,10 @@ class Ranode(_FlowMethod):
             "fitted_w_kept": [round(w, 6) for w in self.kept_w_],
             "heldout_w": self.heldout_w_,
             "heldout_w_error": self.heldout_w_error_,
-            # log L(w_hat) - log L(w = 0) on each split's validation events, mean over splits: how much
-            # better signal plus background describes SR events the signal density was not trained on
-            "heldout_llr": float(np.mean([self.split_heldout_[k].llr for k in self.chosen_splits_])),
+            # log L(w_hat) - log L(w = 0) on each split's validation events, mean over the chosen splits:
+            # how much better signal plus background describes SR events the signal density was not
+            # trained on
+            "heldout_llr": self.heldout_llr_,
             "w_init": config.w_init,
             "learn_w": config.learn_w,
             "background_mass_fit": [float(p) for p in self.mass_fit_],

@@ -219,7 +219,8 @@ class FixedDensityFit:
 
 
 def fixed_density_fit(log_sig: np.ndarray, log_bkg: np.ndarray) -> FixedDensityFit:
-    """w, its error and the log-likelihood ratio against w = 0 of events (n,) under fixed densities."""
+    """w, its error and the log-likelihood ratio against w = 0 of events (n,) under fixed densities
+    (a NaN ratio and error where a density is not finite)."""
     from scipy.optimize import minimize_scalar
 
     log_sig, log_bkg = np.asarray(log_sig, np.float64), np.asarray(log_bkg, np.float64)
@@ -230,14 +231,30 @@ def fixed_density_fit(log_sig: np.ndarray, log_bkg: np.ndarray) -> FixedDensityF
     best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
     w = float(best.x)
     terms = np.logaddexp(np.log(w) + log_sig - log_bkg, np.log1p(-w))
-    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, -float(best.fun) - float(log_bkg.sum())),
-                           float(np.sqrt(len(terms)) * terms.std()))
+    llr = -float(best.fun) - float(log_bkg.sum())
+    if not (np.isfinite(llr) and np.isfinite(terms).all()):
+        return FixedDensityFit(w, math.nan, math.nan, math.nan)
+    llr_error = float(np.sqrt(len(terms)) * terms.std())
+    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, llr), llr_error)
 
 
-def likely_splits(fits: Sequence[FixedDensityFit], sigmas: float) -> list[int]:
-    """The indices of the fits whose held-out log-likelihood ratio lies within ``sigmas`` combined
-    standard errors of the largest: the signal fits that describe their held-out events as well as
-    the best one does (each fit's events are its own, so the errors add)."""
-    best = max(range(len(fits)), key=lambda k: fits[k].llr)
-    return [k for k, fit in enumerate(fits)
-            if fits[best].llr - fit.llr <= sigmas * math.hypot(fits[best].llr_error, fit.llr_error)]
+def likely_splits(fits: Sequence[FixedDensityFit], level: float) -> list[int]:
+    """The indices of the fits whose held-out log-likelihood ratio lies within t combined standard
+    errors of the largest: the signal fits that describe their held-out events about as well as the
+    best one does (each fit's events are its own, so the errors add).
+
+    t = q / sqrt(2), q the 1 - ``level`` quantile of the range of K standard normals (the studentized
+    range with infinite degrees of freedom): K equally good fits with equal errors on independent
+    events lose one of theirs in a fraction ``level`` of runs, whatever K (t = 1.96 for K = 2, 2.73 for
+    5, 3.54 for 20 at level 0.05). Fits whose ratio is not finite are left out.
+    """
+    from scipy.stats import studentized_range
+
+    finite = [k for k, fit in enumerate(fits) if math.isfinite(fit.llr) and math.isfinite(fit.llr_error)]
+    if not finite:
+        raise MethodFailure(f"none of the {len(fits)} signal fits has a finite held-out likelihood ratio")
+    if len(fits) == 1:
+        return finite
+    t = float(studentized_range.ppf(1.0 - level, len(fits), np.inf)) / math.sqrt(2.0)
+    best = fits[max(finite, key=lambda k: fits[k].llr)]
+    return [k for k in finite if best.llr - fits[k].llr <= t * math.hypot(best.llr_error, fits[k].llr_error)]

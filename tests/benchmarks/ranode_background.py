@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the background flow's transforms instead of the profile's")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
-    parser.add_argument("--signal-split-selection", choices=("all", "likelihood"), default=None,
+    from adbench.methods.ranode import SPLIT_SELECTIONS
+
+    parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
                         help="how the signal splits are combined (RanodeSettings.signal_split_selection)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
                         help="train the flow background from the method's seed plus this")

@@ -27,6 +27,7 @@ from adbench.models.signal_mixture import (  # noqa: E402
     fit_mixture,
     fixed_density_fit,
     likely_splits,
+    sample_signal,
     signal_log_prob,
     state_w,
 )
@@ -150,17 +151,35 @@ def test_the_fixed_density_fit_is_calibrated_on_toys():
 
 
 def test_likely_splits_drop_the_fits_that_found_nothing():
-    """Held-out likelihood ratios as R-ANODE's splits give them on synthetic with the exact background
-    (three found the signal, two settled at w near 0): the two are dropped, and the found ones are
-    kept though their ratios differ by less than their errors."""
+    """Held-out likelihood ratios like those of R-ANODE's five splits on synthetic with the exact
+    background (ranode-splits-exact-cpu.json, seed 0: three found the signal, two settled at w near 0;
+    the errors are stand-ins, about sqrt(2 llr), which those rows predate): the two are dropped, the
+    found ones kept though their ratios differ."""
     def fit(llr, error):
         return FixedDensityFit(w=0.005, error=0.001, llr=llr, llr_error=error)
 
     found, nothing = [fit(50.4, 9.5), fit(50.6, 9.8), fit(53.1, 10.1)], [fit(0.7, 1.3), fit(0.0, 0.0)]
-    assert likely_splits([found[0], nothing[0], found[1], found[2], nothing[1]], 2.0) == [0, 2, 3]
-    assert likely_splits([fit(1.2, 1.5), fit(0.0, 0.0), fit(0.4, 0.9)], 2.0) == [0, 1, 2]  # none found anything
-    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 2.0) == [0]  # 2.8 combined errors below
-    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 3.0) == [0, 1]
+    assert likely_splits([found[0], nothing[0], found[1], found[2], nothing[1]], 0.05) == [0, 2, 3]
+    assert likely_splits([fit(1.2, 1.5), fit(0.0, 0.0), fit(0.4, 0.9)], 0.05) == [0, 1, 2]  # none found anything
+    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 0.05) == [0]  # 2.8 combined errors, limit 1.96
+    assert likely_splits([fit(40.0, 5.0), fit(20.0, 5.0)], 0.001) == [0, 1]  # limit 3.29
+    assert likely_splits([fit(math.nan, 1.0), fit(5.0, 1.0), fit(4.0, math.nan)], 0.05) == [1]
+    assert likely_splits([fit(7.0, 2.0)], 0.05) == [0]
+    with pytest.raises(MethodFailure, match="finite held-out likelihood ratio"):
+        likely_splits([fit(math.nan, 1.0), fit(math.inf, math.nan)], 0.05)
+
+
+@pytest.mark.parametrize("splits", [5, 20])
+def test_equally_good_splits_lose_one_in_the_level_of_runs(splits):
+    """K splits of one quality (held-out ratios drawn N(30, 8^2), errors 8): the share of runs in which
+    likely_splits drops any of them is its level, 5%, for 5 and for 20 splits (binomial limits)."""
+    rng = np.random.default_rng(data_seed(3))
+    runs = 2000
+    dropped = sum(
+        len(likely_splits([FixedDensityFit(0.005, 0.001, float(llr), 8.0) for llr in rng.normal(30, 8, splits)],
+                          0.05)) < splits
+        for _ in range(runs))
+    assert _binomial_within(dropped, runs, 0.05, f"{splits} equal splits: runs that drop one")
 
 
 def test_signal_fit_on_an_exact_background_recovers_w_within_its_error():
@@ -288,6 +307,7 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"background_flows": 1.5}, "background_flows"),
     ({"background_flows": True}, "background_flows"),
     ({"signal_split_selection": "best"}, "signal_split_selection"),
+    ({"signal_split_selection": "likelihood"}, "needs signal_splits >= 2"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
@@ -385,31 +405,46 @@ def test_background_flows_are_ensembled_and_the_first_is_the_single_flow(small_s
     assert hashed_settings(ensemble.config)["background_flows"] == 2
 
 
-def test_likelihood_selection_ensembles_only_the_chosen_splits(small_split):
-    """signal_split_selection = "likelihood": p_sig, its mass histogram and w come from the chosen splits
-    (those likely_splits keeps), the record keeps every split's numbers and the all-split w beside them;
-    at its default ("all") the setting stays out of the task hash. (On this toy split 2 finds nothing:
-    held-out llr 12.8 +- 6.9, 13.3 +- 5.7, 0.14 +- 0.54, and is dropped.)"""
-    from adbench.models.signal_mixture import signal_log_prob
+def test_likelihood_selection_ensembles_only_the_chosen_splits(small_split, monkeypatch):
+    """signal_split_selection = "likelihood": p_sig, its mass histogram and every w come from the splits
+    likely_splits chooses (made to choose 0 and 2 of 3 here, so the check does not rest on which split a
+    toy training drops on this CPU), the record keeps every split's numbers and the all-split w beside
+    them; with "all" every split is chosen, and at that default the setting stays out of the task hash."""
+    import adbench.models.signal_mixture as signal_mixture
 
-    settings = {**TINY, "signal_splits": 3, "signal_split_selection": "likelihood"}
-    method = Ranode(seed=0, settings=settings).fit(small_split.data, WINDOW)
-    info = method.info()
-    chosen = likely_splits(method.split_heldout_, 2.0)
-    assert method.chosen_splits_ == chosen == info["chosen_splits"] and len(info["heldout_llr_splits"]) == 3
-    print(f"held-out llr of the splits {info['heldout_llr_splits']} +- {info['heldout_llr_error_splits']}: "
-          f"chosen {chosen}")
-    assert info["fitted_w"] == pytest.approx(np.mean([info["fitted_w_splits"][k] for k in chosen]), abs=1e-6)
-    assert info["heldout_w"] == pytest.approx(np.mean([info["heldout_w_splits"][k][0] for k in chosen]), abs=1e-6)
-    assert info["fitted_w_all_splits"] == pytest.approx(np.mean(info["fitted_w_splits"]), abs=1e-6)
+    settings = {**TINY, "signal_splits": 3}
+    everything = Ranode(seed=0, settings=settings).fit(small_split.data, WINDOW)
+    assert everything.chosen_splits_ == [0, 1, 2]
+    assert "signal_split_selection" not in hashed_settings(everything.config)
+    asked = []
+
+    def choose_0_and_2(fits, level):
+        asked.append((len(fits), level))
+        return [0, 2]
+
+    monkeypatch.setattr(signal_mixture, "likely_splits", choose_0_and_2)
+    method = Ranode(seed=0, settings={**settings, "signal_split_selection": "likelihood"}).fit(small_split.data, WINDOW)
+    assert asked == [(3, 0.05)] and hashed_settings(method.config)["signal_split_selection"] == "likelihood"
+    info, every = method.info(), everything.info()
+    assert method.chosen_splits_ == info["chosen_splits"] == [0, 2]
+    for key in ("fitted_w_splits", "heldout_w_splits", "heldout_llr_splits"):
+        assert info[key] == every[key]  # the same three trainings
+    assert method.kept_w_ == everything.split_kept_w_[0] + everything.split_kept_w_[2]
+    assert info["fitted_w"] == pytest.approx(np.mean([every["fitted_w_splits"][k] for k in (0, 2)]), abs=1e-6)
+    assert info["heldout_w"] == pytest.approx(np.mean([every["heldout_w_splits"][k][0] for k in (0, 2)]), abs=1e-6)
+    assert info["heldout_llr"] == pytest.approx(np.mean([every["heldout_llr_splits"][k] for k in (0, 2)]), abs=1e-3)
+    assert (info["fitted_w_all_splits"], info["heldout_w_all_splits"]) == (every["fitted_w"], every["heldout_w"])
     test = small_split.test_in(WINDOW)
     u = np.column_stack([method.coordinate_.transform(test.m), method.scaler_.transform(test.x)])
-    per_split = [signal_log_prob(method.splits_[k].module, method.splits_[k].states, u) for k in chosen]
-    np.testing.assert_allclose(method._signal_log_prob(u), logsumexp(per_split, axis=0) - np.log(len(chosen)),
-                               rtol=1e-10)
-    everything = Ranode(seed=0, settings={**settings, "signal_split_selection": "all"})
-    assert "signal_split_selection" not in hashed_settings(everything.config)
-    assert hashed_settings(method.config)["signal_split_selection"] == "likelihood"
+    per_split = [signal_log_prob(method.splits_[k].module, method.splits_[k].states, u) for k in (0, 2)]
+    np.testing.assert_allclose(method._signal_log_prob(u), logsumexp(per_split, axis=0) - np.log(2), rtol=1e-10)
+    draws = np.concatenate([  # the mass histogram from the chosen splits' draws (split k's seed: seed + k)
+        sample_signal(method.splits_[k].module, method.splits_[k].states, n, seed=k)
+        for k, n in zip((0, 2), np.bincount(np.arange(method.config.mass_samples) % 2), strict=True)])
+    counts, _ = np.histogram(method.coordinate_.inverse(draws[:, 0]), bins=method.mass_edges_)
+    np.testing.assert_allclose(method.log_mass_sig_, np.log((counts + 1.0) / (counts + 1.0).sum()
+                                                            / np.diff(method.mass_edges_)), rtol=1e-12)
+    assert not np.allclose(method.log_mass_sig_, everything.log_mass_sig_)
 
 
 def test_same_seed_same_scores_and_labels_never_read(small_split, fitted):
