@@ -230,12 +230,11 @@ def fixed_density_fit(log_sig: np.ndarray, log_bkg: np.ndarray) -> FixedDensityF
 
     best = minimize_scalar(nll, bounds=(1e-8, 1 - 1e-8), method="bounded", options={"xatol": 1e-10})
     w = float(best.x)
-    terms = np.logaddexp(np.log(w) + log_sig - log_bkg, np.log1p(-w))
-    llr = -float(best.fun) - float(log_bkg.sum())
-    if not (np.isfinite(llr) and np.isfinite(terms).all()):
+    terms = np.logaddexp(np.log(w) + log_sig - log_bkg, np.log1p(-w))  # per event, log L(w) - log L(0)
+    if not np.isfinite(terms).all():
         return FixedDensityFit(w, math.nan, math.nan, math.nan)
     llr_error = float(np.sqrt(len(terms)) * terms.std())
-    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, llr), llr_error)
+    return FixedDensityFit(w, fisher_error(log_sig, log_bkg, w), max(0.0, float(terms.sum())), llr_error)
 
 
 def likely_splits(fits: Sequence[FixedDensityFit], level: float) -> list[int]:

@@ -42,6 +42,8 @@ BACKGROUNDS = ("flow", "generator-x", "generator")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from adbench.methods.ranode import SPLIT_SELECTIONS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sr", default="3.3,3.7")
     parser.add_argument("--n-sig", default="0,1000,3000")
@@ -54,8 +56,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the background flow's transforms instead of the profile's")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
-    from adbench.methods.ranode import SPLIT_SELECTIONS
-
     parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
                         help="how the signal splits are combined (RanodeSettings.signal_split_selection)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
