@@ -677,13 +677,14 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
     markdown = build_report(records, figures=False).write_markdown(tmp_path / "a.md").read_text()
     rows = _table_after(markdown, "## Fitted signal fraction")
     assert rows[0] == ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",
-                       "held-out / true", "held-out Z"]
+                       "held-out / true", "held-out Z", "signal splits"]
     (row,) = rows[1:]
     assert row[:5] == ["ranode", base.window, "1000", "3", "2.0%"]
     assert row[5].startswith("2.0% [") and row[6] == "1.00 (3 of 3 within 2 x)"  # ratios 0.5, 1, 2
     assert row[7].startswith("3.0% [") and row[7].endswith("(± 0.50%)")
     assert row[8] == "1.50 (2 of 3 within 2 x)"  # ratios 1, 1.5, 2.5
     assert row[9] == "4.0"  # sqrt(2 llr): 1, 4, 6 (their mean is 3.7, sqrt(2 x mean llr) 4.3)
+    assert row[10] == "1"  # records without signal splits rest on one fit
 
     def without_llr(r):
         return replace(r, method_info={k: v for k, v in r.method_info.items() if k != "heldout_llr"})
@@ -695,6 +696,18 @@ def test_a_fitted_signal_fraction_is_set_against_the_injected_one(new, tmp_path)
         assert rows[1][9] == expected
     without = build_report(new, figures=False).write_markdown(tmp_path / "b.md").read_text()
     assert "## Fitted signal fraction" not in without
+
+    def with_splits(r, chosen):
+        return replace(r, method_info={**r.method_info, "signal_splits": 5,
+                                       **({} if chosen is None else {"chosen_splits": chosen})})
+
+    for splits, expected in [([None, None, None], "5"),  # the paper's: every split
+                             ([[0, 1, 2, 3, 4]] * 3, "5"),  # a selection that kept them all
+                             ([[2], [0, 3], [1]], "1-2 of 5")]:
+        rows = _table_after(build_report([with_splits(r, c) for r, c in zip(records, splits, strict=True)],
+                                         figures=False).write_markdown(tmp_path / "d.md").read_text(),
+                            "## Fitted signal fraction")
+        assert rows[1][10] == expected
 
 
 def test_the_seed_count_says_when_max_sic_rests_on_fewer_seeds(tmp_path, new):

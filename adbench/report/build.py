@@ -293,6 +293,8 @@ def _signal_fraction(doc: Document, ok: list[Record], several: bool) -> None:
         "error; held-out Z: sqrt(2 [ln L(held-out w) - ln L(0)]) on those events (the log-ratio averaged over "
         "splits, then the median over seeds), an approximate significance of a signal in that fraction of the SR "
         "were p_bkg exact; the epoch choice pushes it up a little, a p_bkg that misses the SR data more. "
+        "Signal splits: the signal fits that w, p_sig and the score rest on, of those made (1-2 of 20: a "
+        "selection kept one or two of twenty fits, the range over seeds). "
         f"Ratios: medians over seeds of the per-seed ratio, then how many seeds lie within a factor "
         f"{WITHIN_FACTOR:g} of the truth ({1 / WITHIN_FACTOR:g}-{WITHIN_FACTOR:g} x). With a learned background "
         "density the fitted w also absorbs where p_bkg underestimates the SR data, so it measures the background "

@@ -24,6 +24,8 @@ class SignalFractionRow:
         fitted: the fitted w (the mean of the kept checkpoints' w).
         heldout: the maximum-likelihood w on the held-out SR events, with ``heldout_error`` its Fisher errors.
         heldout_llr: log L(heldout w) - log L(w = 0) on those events (NaN for records without it).
+        splits_used: the signal fits (R-ANODE's signal splits) that the estimates and the score rest on.
+        splits_fitted: the signal fits made (1 for a method without splits).
     """
 
     dataset: str
@@ -35,6 +37,8 @@ class SignalFractionRow:
     heldout: list[float]
     heldout_error: list[float]
     heldout_llr: list[float]
+    splits_used: list[int]
+    splits_fitted: list[int]
 
     def ratios(self, values: list[float]) -> list[float]:
         """value / true of each seed with signal and a finite value."""
@@ -74,14 +78,16 @@ def signal_fraction_rows(records: list[Record]) -> list[SignalFractionRow]:
             [float(i["fitted_w"]) for i in info], [float(i.get("heldout_w", math.nan)) for i in info],
             [float(i.get("heldout_w_error", math.nan)) for i in info],
             [float(i.get("heldout_llr", math.nan)) for i in info],
+            [len(i.get("chosen_splits", range(int(i.get("signal_splits", 1))))) for i in info],
+            [int(i.get("signal_splits", 1)) for i in info],
         ))
     return rows
 
 
 def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
     """method, SR, N_sig, seeds, true w, fitted w, fitted / true, held-out w (typical error), held-out / true,
-    held-out Z; each ratio the median over seeds, followed by how many seeds lie within the factor
-    ``WITHIN_FACTOR``."""
+    held-out Z, signal splits; each ratio the median over seeds, followed by how many seeds lie within
+    the factor ``WITHIN_FACTOR``."""
     def ratio_text(values: list[float]) -> str:
         median = row.ratio(values)
         if not math.isfinite(median):
@@ -95,7 +101,7 @@ def signal_fraction_cells(row: SignalFractionRow) -> list[str]:
         heldout_text += f" (± {format_percent(heldout.stat)})"
     return [row.method, row.window, str(row.n_sig), str(len(row.true)), format_percent(float(np.median(row.true))),
             Estimate.of(row.fitted).text(number=format_percent), ratio_text(row.fitted), heldout_text,
-            ratio_text(row.heldout), _z_text(row)]
+            ratio_text(row.heldout), _z_text(row), _splits_text(row)]
 
 
 def _z_text(row: SignalFractionRow) -> str:
@@ -106,5 +112,16 @@ def _z_text(row: SignalFractionRow) -> str:
     return f"{z:.1f}" if seeds == len(row.true) else f"{z:.1f} ({seeds} of {len(row.true)} seeds)"
 
 
+def _splits_text(row: SignalFractionRow) -> str:
+    """The signal fits used of those made: "5" when every seed uses all of its five, "1-3 of 5" when a
+    selection kept one to three of five (the range over seeds)."""
+    def span(values: list[int]) -> str:
+        return str(min(values)) if min(values) == max(values) else f"{min(values)}-{max(values)}"
+
+    if row.splits_used == row.splits_fitted:
+        return span(row.splits_fitted)
+    return f"{span(row.splits_used)} of {span(row.splits_fitted)}"
+
+
 SIGNAL_FRACTION_HEADER = ["method", "SR", "N_sig", "seeds", "true w", "fitted w", "fitted / true", "held-out w",
-                          "held-out / true", "held-out Z"]
+                          "held-out / true", "held-out Z", "signal splits"]
