@@ -109,6 +109,11 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
             (``likely_splits``). Not in the paper: a split's fit can settle where its signal density
             finds nothing (w near 0, held-out likelihood ratio near 1) while others find the signal,
             and averaging the two pulls w and the score towards no signal.
+        w_warmup_epochs: of the signal training's epochs, the first ones hold w at ``w_init`` (the
+            paper's fixed-w mode), the rest fit it (0: fitted from the first step, the paper's). Not in
+            the paper: while w is small, the likelihood rewards a signal density that sits on the few
+            events where p_bkg is smallest more than one that covers a signal, and a w that falls
+            early can leave the fit there.
     """
 
     signal: SignalSettings = field(default_factory=SignalSettings)
@@ -121,6 +126,7 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
     signal_splits: int = field(default=1, metadata=ADDED_LATER)
     background_flows: int = field(default=1, metadata=ADDED_LATER)
     signal_split_selection: str = field(default="all", metadata=ADDED_LATER)
+    w_warmup_epochs: int = field(default=0, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -142,6 +148,10 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
         if self.signal_split_selection not in SPLIT_SELECTIONS:
             raise ConfigError(f"signal_split_selection must be one of {', '.join(SPLIT_SELECTIONS)}, "
                               f"got {self.signal_split_selection!r}")
+        if (not isinstance(self.w_warmup_epochs, int) or isinstance(self.w_warmup_epochs, bool)
+                or not 0 <= self.w_warmup_epochs < self.signal.train.epochs):
+            raise ConfigError(f"w_warmup_epochs must be an integer from 0 to the signal training's epochs - 1 "
+                              f"({self.signal.train.epochs - 1}), got {self.w_warmup_epochs!r}")
         if self.signal_split_selection != "all" and self.signal_splits < 2:
             raise ConfigError(f"signal_split_selection = {self.signal_split_selection!r} chooses among signal "
                               f"splits: it needs signal_splits >= 2, got {self.signal_splits}")
@@ -252,7 +262,7 @@ class Ranode(_FlowMethod):
             fit_mixture(
                 u, log_bkg, lambda: build_signal_flow(features, config.signal.flow), config.signal.train,
                 w_init=config.w_init, learn_w=config.learn_w, w_step_scale=config.w_step_scale,
-                seed=self._split_seed(split), device=self.device,
+                w_warmup_epochs=config.w_warmup_epochs, seed=self._split_seed(split), device=self.device,
             )
             for split in range(config.signal_splits)
         ]
@@ -390,6 +400,7 @@ class Ranode(_FlowMethod):
             "heldout_llr": self.heldout_llr_,
             "w_init": config.w_init,
             "learn_w": config.learn_w,
+            **({"w_warmup_epochs": config.w_warmup_epochs} if config.w_warmup_epochs else {}),
             "background_mass_fit": [float(p) for p in self.mass_fit_],
             "background_flow": self.background_flow_.info(),
             "signal_flow": {"kind": config.signal.flow.kind, "transforms": config.signal.flow.transforms,

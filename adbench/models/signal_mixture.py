@@ -8,15 +8,17 @@ unconditional flow p_sig(u) and the signal fraction w by maximum likelihood of
 (arXiv:2312.11629). w = sigmoid(w_step_scale * theta) with theta trained with the flow's weights by the
 shared training loop; ``w_step_scale`` > 1 lets Adam move the logit of w faster than the weights (1 is
 the paper's parametrisation). With ``learn_w`` false, w stays at its initial value (the paper's fixed-w
-mode). The signal model is any module with ``log_prob(u)``: the default is a zuko flow; tests pass an
-exact density to check the fit of w alone.
+mode); with ``w_warmup_epochs`` = E > 0 it stays there for the first E epochs only, and the signal
+model is then trained with w for the rest (two runs of the shared loop, so a decaying learning rate
+restarts after the warm-up). The signal model is any module with ``log_prob(u)``: the default is a
+zuko flow; tests pass an exact density to check the fit of w alone.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from adbench.models.training import (
     chunked_sum,
     kept_log_prob,
     rng_devices,
+    steps_per_epoch,
     train_module,
     validation_split,
 )
@@ -119,6 +122,7 @@ def fit_mixture(
     w_init: float,
     learn_w: bool = True,
     w_step_scale: float = 1.0,
+    w_warmup_epochs: int = 0,
     seed: int = 0,
     device: str = "cpu",
 ) -> Trained:
@@ -128,14 +132,20 @@ def fit_mixture(
         u: (n, k) float32 event coordinates (the signal model's inputs).
         log_bkg: (n,) log p_bkg(u) in the same coordinates.
         build_signal: makes the untrained signal module (``build_signal_flow`` or an exact density).
+        w_warmup_epochs: of ``train.epochs``, the first ones train the signal model with w held at
+            ``w_init``; the rest start from the warm-up's best epoch and fit w too. Only those are kept.
 
     Returns:
-        ``Trained``: kept states (best validation NLL first, each with its ``theta``) and the record.
+        ``Trained``: kept states (best validation NLL first, each with its ``theta``) and the record
+        (of the epochs after the warm-up, with the warm-up's seconds added).
     """
     import torch
 
     if not 0.0 < w_init < 1.0:
         raise ConfigError(f"w_init must be in (0, 1), got {w_init}")
+    if not 0 <= w_warmup_epochs < train.epochs:
+        raise ConfigError(f"w_warmup_epochs must be from 0 to the signal training's epochs - 1 "
+                          f"({train.epochs - 1}), got {w_warmup_epochs}")
     u = np.asarray(u, dtype=np.float32)
     log_bkg = np.asarray(log_bkg, dtype=np.float64)
     if not np.isfinite(log_bkg).all():
@@ -154,9 +164,29 @@ def fit_mixture(
     def validate(module, data):
         return -chunked_sum(module, data, train.eval_batch_size) / len(data[0])
 
-    return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
-                        tensors(train_index), tensors(val_index), loss, validate, train,
-                        seed=seed, device=device, label="signal model")
+    train_data, val_data = tensors(train_index), tensors(val_index)
+    if not (learn_w and w_warmup_epochs):
+        return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
+                            train_data, val_data, loss, validate, train, seed=seed, device=device,
+                            label="signal model")
+    warmup = replace(train, epochs=w_warmup_epochs, keep_best=1, patience=None, min_steps=None)
+    warmed = train_module(lambda: build_mixture(build_signal(), w_init, False, w_step_scale),
+                          train_data, val_data, loss, validate, warmup, seed=seed, device=device,
+                          label="signal model at fixed w")
+    warmed_state = warmed.states[0]
+
+    def build_warmed():
+        module = build_mixture(build_signal(), w_init, True, w_step_scale)
+        module.load_state_dict(warmed_state)  # theta: the warm-up's buffer, w_init, now a parameter
+        return module
+
+    done_steps = w_warmup_epochs * steps_per_epoch(len(train_index), train)
+    rest = replace(train, epochs=train.epochs - w_warmup_epochs,
+                   min_steps=None if train.min_steps is None else max(1, train.min_steps - done_steps))
+    trained = train_module(build_warmed, train_data, val_data, loss, validate, rest, seed=seed + 1,
+                           device=device, label="signal model")
+    trained.record.seconds += warmed.record.seconds
+    return trained
 
 
 def state_w(states: list[dict], w_step_scale: float) -> list[float]:

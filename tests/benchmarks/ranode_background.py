@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="ensemble this many signal fits on different train/validation splits")
     parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
                         help="how the signal splits are combined (RanodeSettings.signal_split_selection)")
+    parser.add_argument("--w-warmup-epochs", type=int, default=None,
+                        help="signal epochs with w held at w_init before it is fitted (RanodeSettings.w_warmup_epochs)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
                         help="train the flow background from the method's seed plus this")
     parser.add_argument("--threads", type=int, default=1)
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         settings = {**settings, "signal_splits": args.signal_splits}
     if args.signal_split_selection is not None:
         settings = {**settings, "signal_split_selection": args.signal_split_selection}
+    if args.w_warmup_epochs is not None:
+        settings = {**settings, "w_warmup_epochs": args.w_warmup_epochs}
     rows = []
     for n_sig in (int(v) for v in args.n_sig.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -176,6 +180,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "signal_splits": info["signal_splits"],
+                       **({"w_warmup_epochs": info["w_warmup_epochs"]} if "w_warmup_epochs" in info else {}),
                        "heldout_llr": round(info["heldout_llr"], 3),
                        **{key: info[key] for key in ("fitted_w_splits", "heldout_w_splits", "heldout_llr_splits",
                                                      "heldout_llr_error_splits", "chosen_splits",

@@ -105,11 +105,12 @@ TOY_TRAIN = TrainConfig(epochs=10, batch_size=256, lr=3e-3, optimizer="adam", sc
 TOY_FLOW = SignalFlowConfig(kind="maf", transforms=2, hidden=16)
 
 
-def heldout_w(u: np.ndarray, log_bkg: np.ndarray, seed: int) -> tuple[float, float, list[float]]:
+def heldout_w(u: np.ndarray, log_bkg: np.ndarray, seed: int, w_warmup_epochs: int = 0
+              ) -> tuple[float, float, list[float]]:
     """Fit p_sig and w, then the maximum-likelihood w on the validation events with p_sig fixed:
     (w, its Fisher error, the trained w of the kept epochs)."""
     trained = fit_mixture(u, log_bkg, lambda: build_signal_flow(u.shape[1], TOY_FLOW), TOY_TRAIN,
-                          w_init=0.01, w_step_scale=10.0, seed=seed)
+                          w_init=0.01, w_step_scale=10.0, w_warmup_epochs=w_warmup_epochs, seed=seed)
     _, val = validation_split(len(u), TOY_TRAIN, seed)
     fit = fixed_density_fit(signal_log_prob(trained.module, trained.states, u[val]), log_bkg[val])
     return fit.w, fit.error, state_w(trained.states, 10.0)
@@ -182,15 +183,56 @@ def test_equally_good_splits_lose_one_in_the_level_of_runs(splits):
     assert _binomial_within(dropped, runs, 0.05, f"{splits} equal splits: runs that drop one")
 
 
-def test_signal_fit_on_an_exact_background_recovers_w_within_its_error():
+@pytest.mark.parametrize("w_warmup_epochs", [0, 3])
+def test_signal_fit_on_an_exact_background_recovers_w_within_its_error(w_warmup_epochs):
     """R-ANODE on a toy whose background density is known exactly: the signal flow and w are fitted on
     the training events, and w re-estimated on the validation events (which did not shape p_sig) lies
-    within PULL_LIMIT Fisher errors of the injected fraction (pulls -0.8 to +1.8 for seeds 0-5)."""
+    within PULL_LIMIT Fisher errors of the injected fraction (pulls -0.8 to +1.8 for seeds 0-5), also
+    when the first 3 of the 10 epochs hold w at its initial 0.01."""
     seed = data_seed(0)
     u = _toy(seed)
-    w_hat, error, kept = heldout_w(u, gaussian(u, 0.0, 1.0), seed)
+    w_hat, error, kept = heldout_w(u, gaussian(u, 0.0, 1.0), seed, w_warmup_epochs)
     print(f"trained w of the kept epochs: {np.round(kept, 4).tolist()}")
-    assert abs(pull(w_hat, 0.1, error, "exact background")) < PULL_LIMIT
+    assert abs(pull(w_hat, 0.1, error, f"exact background, {w_warmup_epochs} warm-up epochs")) < PULL_LIMIT
+
+
+def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypatch):
+    """``w_warmup_epochs`` = 3 of 10: one training of 3 epochs with w a fixed buffer at w_init, then one
+    of the other 7 that starts from the warm-up's best state (signal weights and w) and learns w; only
+    the second's epochs are kept, and the record counts both trainings' seconds."""
+    from adbench.models import signal_mixture
+
+    calls = []
+    real_train = signal_mixture.train_module
+
+    def spy(build, *args, **kwargs):
+        def recorded_build():
+            module = build()
+            calls.append({"learns_w": isinstance(module.theta, torch.nn.Parameter), "epochs": args[4].epochs,
+                          "start": {k: v.detach().clone() for k, v in module.state_dict().items()}})
+            return module
+
+        trained = real_train(recorded_build, *args, **kwargs)
+        calls[-1]["trained"] = trained
+        return trained
+
+    monkeypatch.setattr(signal_mixture, "train_module", spy)
+    seed = data_seed(0)
+    u = _toy(seed, n=4000)
+    trained = fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), TOY_TRAIN,
+                          w_init=0.01, w_step_scale=10.0, w_warmup_epochs=3, seed=seed)
+    warm, rest = calls
+    assert (warm["learns_w"], warm["epochs"], rest["learns_w"], rest["epochs"]) == (False, 3, True, 7)
+    assert state_w(warm["trained"].states, 10.0) == pytest.approx([0.01])
+    for key, value in warm["trained"].states[0].items():
+        torch.testing.assert_close(rest["start"][key], value)
+    assert trained is rest["trained"] and trained.record.epochs_run == 7
+    assert max(trained.record.kept_epochs) <= 7
+    assert trained.record.seconds >= warm["trained"].record.seconds
+    assert all(abs(w - 0.01) > 1e-4 for w in state_w(trained.states, 10.0))  # fitted after the warm-up
+    with pytest.raises(ConfigError, match="w_warmup_epochs must be from 0 to .* got 10"):
+        fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), TOY_TRAIN,
+                    w_init=0.01, w_warmup_epochs=10, seed=seed)
 
 
 def test_a_mismodelled_background_pushes_w_out_of_its_error():
@@ -308,6 +350,9 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"background_flows": True}, "background_flows"),
     ({"signal_split_selection": "best"}, "signal_split_selection"),
     ({"signal_split_selection": "likelihood"}, "needs signal_splits >= 2"),
+    ({"w_warmup_epochs": 300}, "w_warmup_epochs"),
+    ({"w_warmup_epochs": -1}, "w_warmup_epochs"),
+    ({"w_warmup_epochs": True}, "w_warmup_epochs"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
@@ -350,6 +395,17 @@ def test_fit_reports_w_and_scores_test_events(small_split, fitted):
     test = small_split.test_in(WINDOW)
     score = fitted.score(test, WINDOW)
     assert score.shape == (len(test),) and np.isfinite(score).all()
+
+
+def test_the_w_warm_up_reaches_every_signal_fit(small_split, fitted):
+    """``w_warmup_epochs`` = 1 of 3 signal epochs: each split trains 2 epochs with w learnt after its
+    warm-up, the record says so, and the default leaves no trace in the record."""
+    signal = {**TINY["signal"], "train": {**TINY["signal"]["train"], "epochs": 3}}
+    warmed = Ranode(seed=0, settings={**TINY, "signal": signal, "w_warmup_epochs": 1, "signal_splits": 2})
+    info = warmed.fit(small_split.data, WINDOW).info()
+    assert info["w_warmup_epochs"] == 1 and "w_warmup_epochs" not in fitted.info()
+    assert [t.record.epochs_run for t in warmed.splits_] == [2, 2]
+    assert np.isfinite(warmed.score(small_split.test_in(WINDOW), WINDOW)).all()
 
 
 def test_signal_splits_are_ensembled_and_split_0_is_the_single_fit(small_split, fitted):
