@@ -110,7 +110,8 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
             finds nothing (w near 0, held-out likelihood ratio near 1) while others find the signal,
             and averaging the two pulls w and the score towards no signal.
         w_warmup_epochs: of the signal training's epochs, the first ones hold w at ``w_init`` (the
-            paper's fixed-w mode), the rest fit it (0: fitted from the first step, the paper's). Not in
+            paper's fixed-w mode), the rest fit it, starting from the warm-up's best epoch with a new
+            optimiser and schedule (0: fitted from the first step, the paper's; ``fit_mixture``). Not in
             the paper: while w is small, the likelihood rewards a signal density that sits on the few
             events where p_bkg is smallest more than one that covers a signal, and a w that falls
             early can leave the fit there.
@@ -152,6 +153,8 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
                 or not 0 <= self.w_warmup_epochs < self.signal.train.epochs):
             raise ConfigError(f"w_warmup_epochs must be an integer from 0 to the signal training's epochs - 1 "
                               f"({self.signal.train.epochs - 1}), got {self.w_warmup_epochs!r}")
+        if self.w_warmup_epochs and not self.learn_w:
+            raise ConfigError("w_warmup_epochs holds w at w_init before fitting it: it needs learn_w = true")
         if self.signal_split_selection != "all" and self.signal_splits < 2:
             raise ConfigError(f"signal_split_selection = {self.signal_split_selection!r} chooses among signal "
                               f"splits: it needs signal_splits >= 2, got {self.signal_splits}")

@@ -28,13 +28,14 @@ from adbench.models.training import (
     Trained,
     chunked_sum,
     kept_log_prob,
+    planned_epochs,
     rng_devices,
-    steps_per_epoch,
     train_module,
     validation_split,
 )
 
 KINDS = ("nsf", "maf")
+WARMED_SEED_KEY = 2  # with the fit's seed, seeds the training that follows a w warm-up
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,14 @@ def fit_mixture(
         log_bkg: (n,) log p_bkg(u) in the same coordinates.
         build_signal: makes the untrained signal module (``build_signal_flow`` or an exact density).
         w_warmup_epochs: of ``train.epochs``, the first ones train the signal model with w held at
-            ``w_init``; the rest start from the warm-up's best epoch and fit w too. Only those are kept.
+            ``w_init`` (scaled, rounded up, with the epochs where ``min_steps`` raises them); the rest
+            start from the warm-up epoch with the best validation NLL, with a new optimiser and
+            learning-rate schedule, and fit w too. Only their epochs are kept. Needs ``learn_w``.
 
     Returns:
         ``Trained``: kept states (best validation NLL first, each with its ``theta``) and the record
-        (of the epochs after the warm-up, with the warm-up's seconds added).
+        (of the epochs after the warm-up: ``epochs_run`` and ``kept_epochs`` count from its end; its
+        seconds include the warm-up's).
     """
     import torch
 
@@ -146,6 +150,8 @@ def fit_mixture(
     if not 0 <= w_warmup_epochs < train.epochs:
         raise ConfigError(f"w_warmup_epochs must be from 0 to the signal training's epochs - 1 "
                           f"({train.epochs - 1}), got {w_warmup_epochs}")
+    if w_warmup_epochs and not learn_w:
+        raise ConfigError("w_warmup_epochs holds w at w_init before fitting it: it needs learn_w")
     u = np.asarray(u, dtype=np.float32)
     log_bkg = np.asarray(log_bkg, dtype=np.float64)
     if not np.isfinite(log_bkg).all():
@@ -165,11 +171,14 @@ def fit_mixture(
         return -chunked_sum(module, data, train.eval_batch_size) / len(data[0])
 
     train_data, val_data = tensors(train_index), tensors(val_index)
-    if not (learn_w and w_warmup_epochs):
+    if not w_warmup_epochs:
         return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
                             train_data, val_data, loss, validate, train, seed=seed, device=device,
                             label="signal model")
-    warmup = replace(train, epochs=w_warmup_epochs, keep_best=1, patience=None, min_steps=None)
+    # min_steps stretches both phases alike, so the warm-up stays the same share of the training
+    total = planned_epochs(len(train_index), train)
+    warm_epochs = math.ceil(w_warmup_epochs * total / train.epochs)
+    warmup = replace(train, epochs=warm_epochs, keep_best=1, patience=None, min_steps=None)
     warmed = train_module(lambda: build_mixture(build_signal(), w_init, False, w_step_scale),
                           train_data, val_data, loss, validate, warmup, seed=seed, device=device,
                           label="signal model at fixed w")
@@ -180,10 +189,10 @@ def fit_mixture(
         module.load_state_dict(warmed_state)  # theta: the warm-up's buffer, w_init, now a parameter
         return module
 
-    done_steps = w_warmup_epochs * steps_per_epoch(len(train_index), train)
-    rest = replace(train, epochs=train.epochs - w_warmup_epochs,
-                   min_steps=None if train.min_steps is None else max(1, train.min_steps - done_steps))
-    trained = train_module(build_warmed, train_data, val_data, loss, validate, rest, seed=seed + 1,
+    rest = replace(train, epochs=total - warm_epochs, min_steps=None)
+    # a seed of its own: seed + 1 would be a neighbouring fit's seed (the splits' seeds are consecutive)
+    rest_seed = int(np.random.SeedSequence([seed, WARMED_SEED_KEY]).generate_state(1)[0])
+    trained = train_module(build_warmed, train_data, val_data, loss, validate, rest, seed=rest_seed,
                            device=device, label="signal model")
     trained.record.seconds += warmed.record.seconds
     return trained

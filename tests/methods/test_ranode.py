@@ -213,7 +213,7 @@ def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypa
             return module
 
         trained = real_train(recorded_build, *args, **kwargs)
-        calls[-1]["trained"] = trained
+        calls[-1].update(trained=trained, seconds=trained.record.seconds)
         return trained
 
     monkeypatch.setattr(signal_mixture, "train_module", spy)
@@ -228,11 +228,38 @@ def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypa
         torch.testing.assert_close(rest["start"][key], value)
     assert trained is rest["trained"] and trained.record.epochs_run == 7
     assert max(trained.record.kept_epochs) <= 7
-    assert trained.record.seconds >= warm["trained"].record.seconds
+    assert trained.record.seconds == pytest.approx(rest["seconds"] + warm["seconds"])
     assert all(abs(w - 0.01) > 1e-4 for w in state_w(trained.states, 10.0))  # fitted after the warm-up
     with pytest.raises(ConfigError, match="w_warmup_epochs must be from 0 to .* got 10"):
         fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), TOY_TRAIN,
                     w_init=0.01, w_warmup_epochs=10, seed=seed)
+    with pytest.raises(ConfigError, match="needs learn_w"):
+        fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), TOY_TRAIN,
+                    w_init=0.01, learn_w=False, w_warmup_epochs=3, seed=seed)
+
+
+def test_min_steps_stretch_the_warm_up_and_the_rest_alike(monkeypatch):
+    """Where ``min_steps`` raises 10 planned epochs to 20, a warm-up of 3 of them becomes 6 of 20."""
+    from dataclasses import replace as replaced
+
+    from adbench.models import signal_mixture
+    from adbench.models.training import planned_epochs
+
+    epochs = []
+    real_train = signal_mixture.train_module
+
+    def spy(build, *args, **kwargs):
+        epochs.append(args[4].epochs)
+        return real_train(build, *args, **kwargs)
+
+    monkeypatch.setattr(signal_mixture, "train_module", spy)
+    u = _toy(data_seed(0), n=2000)
+    n_train = len(validation_split(len(u), TOY_TRAIN, 0)[0])
+    train = replaced(TOY_TRAIN, epochs=10, min_steps=20 * (n_train // TOY_TRAIN.batch_size))
+    assert planned_epochs(n_train, train) == 20
+    fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), train,
+                w_init=0.01, w_warmup_epochs=3, seed=0)
+    assert epochs == [6, 14]
 
 
 def test_a_mismodelled_background_pushes_w_out_of_its_error():
@@ -353,6 +380,7 @@ def test_a_mass_trend_transforms_the_features_of_both_densities(small_split):
     ({"w_warmup_epochs": 300}, "w_warmup_epochs"),
     ({"w_warmup_epochs": -1}, "w_warmup_epochs"),
     ({"w_warmup_epochs": True}, "w_warmup_epochs"),
+    ({"w_warmup_epochs": 5, "learn_w": False}, "needs learn_w"),
     ({"mass_trend_kind": "dijet-stretch", "mass_trend": ["tau21_j1"]}, "delta_R only"),
 ])
 def test_bad_settings_are_one_line_config_errors(settings, key):
