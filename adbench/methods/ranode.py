@@ -53,7 +53,7 @@ from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowM
 from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow
-from adbench.models.signal_mixture import SignalFlowConfig
+from adbench.models.signal_mixture import SignalFlowConfig, check_w_warmup
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
 from adbench.settings import ADDED_LATER
@@ -149,12 +149,7 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
         if self.signal_split_selection not in SPLIT_SELECTIONS:
             raise ConfigError(f"signal_split_selection must be one of {', '.join(SPLIT_SELECTIONS)}, "
                               f"got {self.signal_split_selection!r}")
-        if (not isinstance(self.w_warmup_epochs, int) or isinstance(self.w_warmup_epochs, bool)
-                or not 0 <= self.w_warmup_epochs < self.signal.train.epochs):
-            raise ConfigError(f"w_warmup_epochs must be an integer from 0 to the signal training's epochs - 1 "
-                              f"({self.signal.train.epochs - 1}), got {self.w_warmup_epochs!r}")
-        if self.w_warmup_epochs and not self.learn_w:
-            raise ConfigError("w_warmup_epochs holds w at w_init before fitting it: it needs learn_w = true")
+        check_w_warmup(self.w_warmup_epochs, self.signal.train.epochs, self.learn_w)
         if self.signal_split_selection != "all" and self.signal_splits < 2:
             raise ConfigError(f"signal_split_selection = {self.signal_split_selection!r} chooses among signal "
                               f"splits: it needs signal_splits >= 2, got {self.signal_splits}")

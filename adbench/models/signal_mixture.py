@@ -114,6 +114,17 @@ def build_mixture(signal, w_init: float, learn_w: bool, w_step_scale: float):
     return Mixture()
 
 
+def check_w_warmup(w_warmup_epochs: object, epochs: int, learn_w: bool) -> None:
+    """A ConfigError unless ``w_warmup_epochs`` is an integer from 0 to ``epochs`` - 1, and 0 where w is
+    not learnt."""
+    if (not isinstance(w_warmup_epochs, int) or isinstance(w_warmup_epochs, bool)
+            or not 0 <= w_warmup_epochs < epochs):
+        raise ConfigError(f"w_warmup_epochs must be from 0 to the signal training's epochs - 1 ({epochs - 1}), "
+                          f"an integer, got {w_warmup_epochs!r}")
+    if w_warmup_epochs and not learn_w:
+        raise ConfigError("w_warmup_epochs holds w at w_init before fitting it: it needs learn_w = true")
+
+
 def fit_mixture(
     u: np.ndarray,
     log_bkg: np.ndarray,
@@ -147,11 +158,7 @@ def fit_mixture(
 
     if not 0.0 < w_init < 1.0:
         raise ConfigError(f"w_init must be in (0, 1), got {w_init}")
-    if not 0 <= w_warmup_epochs < train.epochs:
-        raise ConfigError(f"w_warmup_epochs must be from 0 to the signal training's epochs - 1 "
-                          f"({train.epochs - 1}), got {w_warmup_epochs}")
-    if w_warmup_epochs and not learn_w:
-        raise ConfigError("w_warmup_epochs holds w at w_init before fitting it: it needs learn_w")
+    check_w_warmup(w_warmup_epochs, train.epochs, learn_w)
     u = np.asarray(u, dtype=np.float32)
     log_bkg = np.asarray(log_bkg, dtype=np.float64)
     if not np.isfinite(log_bkg).all():

@@ -196,10 +196,10 @@ def test_signal_fit_on_an_exact_background_recovers_w_within_its_error(w_warmup_
     assert abs(pull(w_hat, 0.1, error, f"exact background, {w_warmup_epochs} warm-up epochs")) < PULL_LIMIT
 
 
-def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypatch):
-    """``w_warmup_epochs`` = 3 of 10: one training of 3 epochs with w a fixed buffer at w_init, then one
-    of the other 7 that starts from the warm-up's best state (signal weights and w) and learns w; only
-    the second's epochs are kept, and the record counts both trainings' seconds."""
+@pytest.fixture
+def signal_trainings(monkeypatch) -> list[dict]:
+    """Each training ``fit_mixture`` starts, as it starts and ends: whether w is learnt, the epochs, the
+    module's starting state, the result and its seconds."""
     from adbench.models import signal_mixture
 
     calls = []
@@ -217,11 +217,18 @@ def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypa
         return trained
 
     monkeypatch.setattr(signal_mixture, "train_module", spy)
+    return calls
+
+
+def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(signal_trainings):
+    """``w_warmup_epochs`` = 3 of 10: one training of 3 epochs with w a fixed buffer at w_init, then one
+    of the other 7 that starts from the warm-up's best state (signal weights and w) and learns w; only
+    the second's epochs are kept, and the record counts both trainings' seconds."""
     seed = data_seed(0)
     u = _toy(seed, n=4000)
     trained = fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), TOY_TRAIN,
                           w_init=0.01, w_step_scale=10.0, w_warmup_epochs=3, seed=seed)
-    warm, rest = calls
+    warm, rest = signal_trainings
     assert (warm["learns_w"], warm["epochs"], rest["learns_w"], rest["epochs"]) == (False, 3, True, 7)
     assert state_w(warm["trained"].states, 10.0) == pytest.approx([0.01])
     for key, value in warm["trained"].states[0].items():
@@ -238,28 +245,19 @@ def test_a_warm_up_holds_w_then_fits_it_from_the_warmed_up_signal_model(monkeypa
                     w_init=0.01, learn_w=False, w_warmup_epochs=3, seed=seed)
 
 
-def test_min_steps_stretch_the_warm_up_and_the_rest_alike(monkeypatch):
+def test_min_steps_stretch_the_warm_up_and_the_rest_alike(signal_trainings):
     """Where ``min_steps`` raises 10 planned epochs to 20, a warm-up of 3 of them becomes 6 of 20."""
     from dataclasses import replace as replaced
 
-    from adbench.models import signal_mixture
     from adbench.models.training import planned_epochs
 
-    epochs = []
-    real_train = signal_mixture.train_module
-
-    def spy(build, *args, **kwargs):
-        epochs.append(args[4].epochs)
-        return real_train(build, *args, **kwargs)
-
-    monkeypatch.setattr(signal_mixture, "train_module", spy)
     u = _toy(data_seed(0), n=2000)
     n_train = len(validation_split(len(u), TOY_TRAIN, 0)[0])
     train = replaced(TOY_TRAIN, epochs=10, min_steps=20 * (n_train // TOY_TRAIN.batch_size))
     assert planned_epochs(n_train, train) == 20
     fit_mixture(u, gaussian(u, 0.0, 1.0), lambda: build_signal_flow(2, TOY_FLOW), train,
                 w_init=0.01, w_warmup_epochs=3, seed=0)
-    assert epochs == [6, 14]
+    assert [training["epochs"] for training in signal_trainings] == [6, 14]
 
 
 def test_a_mismodelled_background_pushes_w_out_of_its_error():
