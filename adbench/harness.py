@@ -53,9 +53,19 @@ def prepare(dataset: Dataset, config: RunConfig) -> tuple[Plan, ResultStore, lis
 
 
 def check_same_data(dataset: Dataset, records: list[Record], store: ResultStore) -> None:
-    """Refuse to add to a directory whose records of this dataset came from another generator version:
-    a report would mix seeds of two different datasets."""
-    others = sorted({r.dataset_version for r in records if r.dataset == dataset.name} - {dataset.version})
+    """Refuse to add to a directory whose records of this dataset came from another generator version
+    or from other events (a replaced or regenerated file): a report would mix seeds of two different
+    datasets. Records written before adbench kept the data's digest cannot be checked for the latter."""
+    ours = [r for r in records if r.dataset == dataset.name]
+    others = sorted({r.dataset_version for r in ours} - {dataset.version})
+    if not others:
+        digests = sorted({r.dataset_digest for r in ours if r.dataset_digest} - {dataset.digest})
+        if digests:
+            raise ConfigError(
+                f"{store.path} holds {dataset.name!r} results of other events (data digest {', '.join(digests)}; "
+                f"this run's data has {dataset.digest}): the data changed since, e.g. a replaced file; write to a "
+                f"new --output (results of different data must not be mixed)"
+            )
     if others:
         def name(version: str) -> str:
             return f"version {version!r}" if version else "no version (a file, or the synthetic generator before 3)"
@@ -89,7 +99,7 @@ def run_benchmark(
     del records
     _warn_overlong(plan, costs, executor.max_time)
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
-                          resume_dir=resume_dir)
+                          dataset.digest, resume_dir=resume_dir)
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)

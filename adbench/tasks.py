@@ -90,6 +90,7 @@ class TaskContext:
     Attributes:
         sizes: ``Dataset.sizes()`` seen by the client; a worker that loads different data refuses.
         dataset_version: ``Dataset.version`` seen by the client (the same check).
+        dataset_digest: ``Dataset.digest`` seen by the client (the same check, on the event values).
         resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
             one folder per task, removed once the task has its record; empty: nothing is saved.
     """
@@ -99,6 +100,7 @@ class TaskContext:
     features: tuple[str, ...]
     sizes: dict[str, Any] = field(default_factory=dict)
     dataset_version: str = ""
+    dataset_digest: str = ""
     resume_dir: str = ""
 
 
@@ -123,6 +125,11 @@ def resolve_dataset(source: Dataset | DatasetRef, context: TaskContext) -> Datas
                 raise DataError(
                     f"a worker generated dataset {dataset.name!r} with version {dataset.version!r}, the client "
                     f"{context.dataset_version!r}: do the workers run the same adbench?"
+                )
+            if context.dataset_digest and dataset.digest != context.dataset_digest:
+                raise DataError(
+                    f"a worker loaded dataset {dataset.name!r} with other event values (digest {dataset.digest}) "
+                    f"than the client ({context.dataset_digest}): do the workers see the same files?"
                 )
             _datasets.clear()  # one dataset per process
             _datasets[source] = dataset
@@ -237,7 +244,8 @@ def record_fields(task: WindowTask, context: TaskContext, env: dict[str, Any]) -
     """The fields every record of ``task`` carries, failed or not."""
     config, spec = context.config, task.spec
     return dict(
-        dataset=context.dataset_name, dataset_version=context.dataset_version, method=spec.name,
+        dataset=context.dataset_name, dataset_version=context.dataset_version,
+        dataset_digest=context.dataset_digest, method=spec.name,
         n_sig=task.n_sig, seed=task.seed,
         config_hash=task.config_hash, profile=spec.preset.profile, variant=spec.preset.variant,
         family=spec.cls.family, per_window=spec.cls.per_window, features=list(context.features),

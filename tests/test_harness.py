@@ -175,6 +175,40 @@ def test_a_new_generator_version_gives_new_task_hashes(tmp_path, small_dataset):
     assert run_benchmark(other_name, config(tmp_path, ["idealized"])).finished == 1
 
 
+def test_results_of_other_events_of_the_same_sizes_are_not_mixed(tmp_path, small_dataset):
+    """Records carry the data's digest; a directory holding results of other events with the same
+    name, sizes and version (a replaced file) refuses the run instead of mixing them into one report,
+    and a worker that loads other events than the client refuses too."""
+    from dataclasses import replace
+
+    from adbench.data.events import Events
+    from adbench.errors import DataError
+    from adbench.tasks import DatasetRef, TaskContext, resolve_dataset
+
+    run_benchmark(small_dataset, config(tmp_path, ["idealized"]))
+    assert {r.dataset_digest for r in ResultStore(tmp_path).load()} == {small_dataset.digest}
+    from adbench.report import build_report
+
+    markdown = build_report(ResultStore(tmp_path).load(), tmp_path, figures=False).write_markdown(tmp_path / "r.md")
+    assert f"| data digest | synthetic {small_dataset.digest} |" in markdown.read_text()
+    events = small_dataset.events
+    x = events.x.copy()
+    x[0, 0] += 0.5
+    edited = replace(small_dataset, events=Events(events.m, x, events.label, events.features))
+    assert edited.sizes() == small_dataset.sizes() and edited.digest != small_dataset.digest
+    with pytest.raises(ConfigError, match=f"other events.*{small_dataset.digest}.*{edited.digest}") as error:
+        run_benchmark(edited, config(tmp_path, ["idealized"]))
+    print(error.value)
+
+    ref = DatasetRef("adbench.data.synthetic:synthetic_dataset",
+                     (("n_background", 3000), ("n_signal", 300), ("n_reference", 3000)))
+    loaded = ref.load()
+    context = TaskContext(config(tmp_path, ["idealized"]), loaded.name, loaded.features, loaded.sizes(),
+                          loaded.version, dataset_digest="0" * 16)
+    with pytest.raises(DataError, match="other event values"):
+        resolve_dataset(ref, context)
+
+
 def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, small_dataset, monkeypatch):
     """One fit per (N_sig, seed) for the methods that share it, owned by the first listed method with
     windows left; a rerun plans only what is not finished."""

@@ -16,8 +16,10 @@ sample, held out as the dataset's ``HoldOut`` says:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -168,6 +170,17 @@ class Dataset:
         """Event counts that identify this dataset's content (part of every task's config hash)."""
         return {"events": len(self.events), "signal": self.events.n_signal,
                 "held_out": [[len(s.events), *s.coverage] for s in self.held_out]}
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of every event value (main sample and held-out samples with their coverage): tells
+        two datasets of the same name and sizes apart, e.g. a data file that was replaced."""
+        digest = hashlib.blake2b(digest_size=8)
+        self.events.update_digest(digest)
+        for sample in self.held_out:
+            digest.update(repr(sample.coverage).encode())
+            sample.events.update_digest(digest)
+        return digest.hexdigest()
 
     def with_features(self, names: tuple[str, ...]) -> Dataset:
         held = tuple(HeldOutSample(s.events.with_features(names), s.coverage, s.source) for s in self.held_out)

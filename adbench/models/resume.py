@@ -12,8 +12,8 @@ interrupted one continues from its last save, to the same weights as an uninterr
 The harness removes a window task's folder once its finished record is written; a failed task, which
 the next run tries again, keeps it, and a shared fit keeps its finished trainings until the run ends
 with no task left or failed, so that the next chunk of a time-boxed scan reads them back instead of
-training again. The progress of a training is only taken over by the same training (model, data sizes,
-configuration, seed, device, torch version). Outside a scope (tests, the Python API) nothing is saved.
+training again. The progress of a training is only taken over by the same training (model, data sizes
+and values, configuration, seed, device, torch version). Outside a scope (tests, the Python API) nothing is saved.
 """
 
 from __future__ import annotations
@@ -160,23 +160,28 @@ class ProgressFile:
                 partial.unlink()
 
 
-def next_progress_file(label: str, fingerprint: str, earlier: tuple[str, ...] = ()) -> ProgressFile | None:
-    """The progress file of the next training of the current task (None outside a scope); a save
-    whose fingerprint is ``fingerprint`` or one of ``earlier`` is taken over."""
+def next_progress_file(label: str, module: Any, tensors: tuple[Any, ...], config: Any,
+                       seed: int) -> ProgressFile | None:
+    """The progress file of the next training of the current task (None outside a scope): ``module``
+    trained on ``tensors`` (its training and validation data) with ``config`` and ``seed``. Only a save
+    of the same training (``fingerprint``, or one of the ``earlier_fingerprints``) is taken over."""
     scope = _current.get()
     if scope is None:
         return None
     scope.trainings += 1
     path = scope.directory / f"{scope.trainings:02d}-{_file_name(label)}.pt"
-    return ProgressFile(scope, path, fingerprint, earlier)
+    return ProgressFile(scope, path, fingerprint(module, tensors, config, seed, label),
+                        earlier_fingerprints(module, tensors, config, seed, label))
 
 
 def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str,
-                full_repr: bool = False) -> str:
-    """What a saved training must match to be taken over: model, data sizes, configuration, seed,
-    device and torch version. A configuration dataclass is written without its ``ADDED_LATER``
-    fields at their defaults, so that adding a setting does not make every interrupted training
-    start again; ``full_repr``: as adbench wrote it before (2026-11-25), the whole ``repr``."""
+                full_repr: bool = False, data_values: bool = True) -> str:
+    """What a saved training must match to be taken over: model, data (sizes and a hash of every
+    value), configuration, seed, device and torch version. A configuration dataclass is written
+    without its ``ADDED_LATER`` fields at their defaults, so that adding a setting does not make every
+    interrupted training start again. Earlier adbench wrote it without the data's values
+    (``data_values=False``, before 2026-11-25) and before that with the whole ``repr`` of the
+    configuration (``full_repr``)."""
     import torch
 
     from adbench.settings import hashed_settings
@@ -184,8 +189,31 @@ def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, l
     shapes = [tuple(value.shape) for value in module.state_dict().values()]
     sizes = [tuple(t.shape) for t in tensors]
     settings = hashed_settings(config) if is_dataclass(config) and not full_repr else config
-    return (f"{label}|{seed}|{settings!r}|{shapes}|{sizes}|{type(module).__name__}|{tensors[0].device}"
+    values = f"|data {tensors_digest(tensors)}" if data_values else ""
+    return (f"{label}|{seed}|{settings!r}|{shapes}|{sizes}{values}|{type(module).__name__}|{tensors[0].device}"
             f"|torch {torch.__version__}")
+
+
+def earlier_fingerprints(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str) -> tuple[str, ...]:
+    """The fingerprints earlier adbench versions wrote for the same training (``fingerprint``), so that
+    their saves are still taken over; they could not tell data of equal sizes apart."""
+    return tuple(fingerprint(module, tensors, config, seed, label, full_repr=full, data_values=False)
+                 for full in (False, True))
+
+
+def tensors_digest(tensors: tuple[Any, ...]) -> str:
+    """A hash of every value of ``tensors`` (any device and dtype): two datasets of the same sizes
+    differ in it, so that a training never takes over progress made on other events."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.blake2b(digest_size=8)
+    for tensor in tensors:
+        flat = tensor.detach().contiguous().reshape(-1).cpu()
+        digest.update(f"{flat.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().data)
+    return digest.hexdigest()
 
 
 def module_device(module: Any) -> Any:

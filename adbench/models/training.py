@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adbench.errors import ConfigError, MethodFailure
-from adbench.models.resume import SAVE_EVERY_S, LoopState, fingerprint, next_progress_file
+from adbench.models.resume import SAVE_EVERY_S, LoopState, next_progress_file
 from adbench.progress import progress
 from adbench.settings import ADDED_LATER
 
@@ -319,8 +319,7 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     first_epoch, finished = 1, False
     state = LoopState(module, optimizer, scheduler, averaged, generator, cuda)
     tensors = (*train_data, *val_data)
-    saver = next_progress_file(label, fingerprint(module, tensors, config, seed, label),
-                               earlier=(fingerprint(module, tensors, config, seed, label, full_repr=True),))
+    saver = next_progress_file(label, module, tensors, config, seed)
     resumed = saver.load(train_data[0].device) if saver is not None else None
     if resumed is not None:
         first_epoch, finished, since_best, fields, kept = state.restore(resumed)

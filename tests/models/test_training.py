@@ -332,9 +332,12 @@ def test_a_setting_added_later_keeps_the_resume_fingerprint_at_its_default():
         assert fingerprint(module, tensors, changed, 0, "toy") != text
 
 
-def test_a_save_fingerprinted_the_earlier_way_is_taken_over(tmp_path, monkeypatch):
-    """Progress saved by adbench before the fingerprint left out added-later settings (the whole
-    ``repr`` of the configuration) is still resumed; a save of another configuration is not."""
+def test_a_save_fingerprinted_the_earlier_ways_is_taken_over(tmp_path, monkeypatch):
+    """Progress saved by earlier adbench is still resumed: without the data's values in the fingerprint
+    (before 2026-11-25), and before that with the whole ``repr`` of the configuration; a save of
+    another configuration is not."""
+    import re
+
     from adbench.models import resume
 
     monkeypatch.setattr("adbench.models.training.SAVE_EVERY_S", 0.0)
@@ -346,18 +349,45 @@ def test_a_save_fingerprinted_the_earlier_way_is_taken_over(tmp_path, monkeypatc
     path = tmp_path / "01-toy.pt"
     saved = torch.load(path, weights_only=True)
     new = saved["fingerprint"]
-    old = new.replace(repr(hashed_settings(config)), repr(config))
-    assert old != new and "min_steps=None" in old
-    torch.save({**saved, "fingerprint": old}, path)
-    counted, calls = interrupting(after_steps=10**9)
-    with resume.resumable(tmp_path):
-        fit(config, loss=counted)
-    assert calls["n"] == (config.epochs - 2) * steps  # resumed after epoch 2
-    torch.save({**saved, "fingerprint": old.replace("epochs=4", "epochs=5")}, path)
+    sizes_only = re.sub(r"\|data [0-9a-f]{16}", "", new)
+    whole_repr = sizes_only.replace(repr(hashed_settings(config)), repr(config))
+    assert len({new, sizes_only, whole_repr}) == 3 and "min_steps=None" in whole_repr
+    for old in (sizes_only, whole_repr):
+        torch.save({**saved, "fingerprint": old}, path)
+        counted, calls = interrupting(after_steps=10**9)
+        with resume.resumable(tmp_path):
+            fit(config, loss=counted)
+        assert calls["n"] == (config.epochs - 2) * steps  # resumed after epoch 2
+    torch.save({**saved, "fingerprint": whole_repr.replace("epochs=4", "epochs=5")}, path)
     counted, calls = interrupting(after_steps=10**9)
     with resume.resumable(tmp_path):
         fit(config, loss=counted)
     assert calls["n"] == config.epochs * steps  # another training's save: from the start
+
+
+def test_progress_made_on_other_events_of_the_same_sizes_is_not_taken_over(tmp_path):
+    """A finished training is read back only for the same data values: the same sizes with one value
+    changed (a replaced data file, another split) train from the start."""
+    from adbench.models import resume
+
+    config = TrainConfig(epochs=2, batch_size=256)
+    with resume.resumable(tmp_path):
+        fit(config)
+    (x, y), val = regression()
+    x = x.clone()
+    x[0, 0] += 1.0
+    calls = {"n": 0}
+
+    def counted(module, batch):
+        calls["n"] += 1
+        return mse(module, batch)
+
+    for train, steps in ((regression()[0], 0), ((x, y), config.epochs * steps_per_epoch(1600, config))):
+        calls["n"] = 0
+        with resume.resumable(tmp_path):
+            train_module(lambda: torch.nn.Linear(3, 1), train, val, counted, validate, config, seed=0,
+                         device="cpu", label="toy")
+        assert calls["n"] == steps  # the same values: read back; one value changed: trained afresh
 
 
 def test_a_folder_that_cannot_be_written_costs_only_the_resumption(tmp_path, caplog):
