@@ -96,3 +96,33 @@ def test_check_ready_refuses_bad_settings_and_missing_libraries(monkeypatch):
     monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "ot" else real_find_spec(name, *a))
     with pytest.raises(ConfigError, match=r"ot is not installed: pip install 'adbench\[ot\]'"):
         check_methods([MethodSpec.parse("idealized", "fast"), MethodSpec.parse("radot", "fast")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", method_names())
+def test_a_second_fit_reads_back_every_training(name, tiny_dataset, tmp_path, monkeypatch):
+    """A method's trainings get the same data each time it is fitted on the same split, so a task run
+    again after an interruption reads its finished trainings back (their progress is taken over only
+    for equal data values): the second fit in the same progress folder trains nothing."""
+    from adbench.harness import make_model
+    from adbench.models import resume
+
+    fast = load_preset(name, "fast")
+    spec = MethodSpec(name, Preset(name, "fast", merge_tables(fast.params, TINY.get(name, {})), fast.template))
+    window = Window(3.3, 3.7)
+    split = tiny_dataset.split(1000, 0, [window])
+    classifier = ClassifierConfig(n_models=1, max_iter=40)
+    loaded = []
+    original = resume.ProgressFile.load
+    monkeypatch.setattr(resume.ProgressFile, "load",
+                        lambda self, device: loaded.append(original(self, device)) or loaded[-1])
+    for attempt in range(2):
+        with resume.resumable(tmp_path):
+            truth = split.truth_in(window) if spec.cls.needs_truth else None
+            make_model(spec, "cpu", 0, classifier).fit(split.data, window if spec.cls.per_window else None, truth)
+        if attempt == 0:
+            trainings, loaded[:] = len(loaded), []
+    if not trainings:
+        pytest.skip(f"{name} trains nothing through the shared training loop")
+    assert len(loaded) == trainings and all(saved is not None and saved["done"] for saved in loaded), \
+        f"{sum(s is None for s in loaded)} of {trainings} trainings started afresh"
