@@ -54,18 +54,10 @@ def prepare(dataset: Dataset, config: RunConfig) -> tuple[Plan, ResultStore, lis
 
 def check_same_data(dataset: Dataset, records: list[Record], store: ResultStore) -> None:
     """Refuse to add to a directory whose records of this dataset came from another generator version
-    or from other events (a replaced or regenerated file): a report would mix seeds of two different
+    or from other events read from a file (a replaced file): a report would mix seeds of two different
     datasets. Records written before adbench kept the data's digest cannot be checked for the latter."""
     ours = [r for r in records if r.dataset == dataset.name]
     others = sorted({r.dataset_version for r in ours} - {dataset.version})
-    if not others:
-        digests = sorted({r.dataset_digest for r in ours if r.dataset_digest} - {dataset.digest})
-        if digests:
-            raise ConfigError(
-                f"{store.path} holds {dataset.name!r} results of other events (data digest {', '.join(digests)}; "
-                f"this run's data has {dataset.digest}): the data changed since, e.g. a replaced file; write to a "
-                f"new --output (results of different data must not be mixed)"
-            )
     if others:
         def name(version: str) -> str:
             return f"version {version!r}" if version else "no version (a file, or the synthetic generator before 3)"
@@ -75,6 +67,8 @@ def check_same_data(dataset: Dataset, records: list[Record], store: ResultStore)
             f"this run's data has {name(dataset.version)}: write to a new --output (results of different "
             f"data must not be mixed)"
         )
+    dataset.check_same_events({r.dataset_digest for r in ours}, str(store.path),
+                              "write to a new --output (results of different data must not be mixed)")
 
 
 def run_benchmark(

@@ -126,11 +126,8 @@ def resolve_dataset(source: Dataset | DatasetRef, context: TaskContext) -> Datas
                     f"a worker generated dataset {dataset.name!r} with version {dataset.version!r}, the client "
                     f"{context.dataset_version!r}: do the workers run the same adbench?"
                 )
-            if context.dataset_digest and dataset.digest != context.dataset_digest:
-                raise DataError(
-                    f"a worker loaded dataset {dataset.name!r} with other event values (digest {dataset.digest}) "
-                    f"than the client ({context.dataset_digest}): do the workers see the same files?"
-                )
+            dataset.check_same_events({context.dataset_digest}, "the client",
+                                      "do the workers see the same files?")
             _datasets.clear()  # one dataset per process
             _datasets[source] = dataset
         return _datasets[source]

@@ -17,6 +17,7 @@ sample, held out as the dataset's ``HoldOut`` says:
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,6 +28,8 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import ConfigError, DataError
 from adbench.windows import Window
+
+log = logging.getLogger(__name__)
 
 HOLDOUT_KINDS = ("sr", "random", "none")
 MAIN = "main"
@@ -181,6 +184,22 @@ class Dataset:
             digest.update(repr(sample.coverage).encode())
             sample.events.update_digest(digest)
         return digest.hexdigest()
+
+    def check_same_events(self, digests: set[str], elsewhere: str, advice: str) -> None:
+        """Compare this dataset's ``digest`` with the ``digests`` that ``elsewhere`` (e.g. "the records
+        in DIR") holds for a dataset of the same name, sizes and version. Events read from a file
+        (no ``version``) must match exactly: a ConfigError says the file changed and gives ``advice``.
+        Generated events may differ in their last bits between CPU models (numpy's vectorised exp and
+        log): a warning."""
+        others = sorted(set(digests) - {self.digest, ""})
+        if not others:
+            return
+        text = (f"{elsewhere} had {self.name!r} events of other values (data digest {', '.join(others)}, "
+                f"now {self.digest})")
+        if not self.version:
+            raise ConfigError(f"{text}: the data changed, e.g. a replaced file; {advice}")
+        log.warning("%s: the same generator (%s) gave other last bits, e.g. on another CPU model; "
+                    "the results are kept together", text, self.version)
 
     def with_features(self, names: tuple[str, ...]) -> Dataset:
         held = tuple(HeldOutSample(s.events.with_features(names), s.coverage, s.source) for s in self.held_out)
