@@ -28,7 +28,13 @@ from adbench.evaluate import ClassifierEnsemble, auc_null, feature_histograms, t
 from adbench.masses import MassSample, sample_masses
 from adbench.methods.base import BackgroundModel
 from adbench.metrics import bootstrap_errors, downsampled_curve, sensitivity
-from adbench.models.resume import earlier_seconds, resumable, task_directory
+from adbench.models.resume import (
+    earlier_seconds,
+    resumable,
+    shared_directory,
+    task_directory,
+    trainings_from_other_tasks,
+)
 from adbench.planning import FitTask, WindowTask
 from adbench.results import Record
 from adbench.runconfig import MethodSpec, RunConfig, make_model
@@ -180,7 +186,7 @@ def fit_task(source: Dataset | DatasetRef, task: FitTask, context: TaskContext) 
     try:
         model = make_model(task.spec, config.device, task.seed, config.classifier_for(task.spec))
         watch = Stopwatch(config.device)
-        with resumable(progress_dir), watch.phase("fit"):
+        with resumable(progress_dir, shared_directory(context.resume_dir)), watch.phase("fit"):
             model.fit(split.data, None)
             resumed_seconds = earlier_seconds()
     except (MethodFailure, DataError) as error:
@@ -212,7 +218,7 @@ def window_task(
     progress_dir = task_directory(context.resume_dir, task.key)
     resumed = 0.0
     try:
-        with resumable(progress_dir):
+        with resumable(progress_dir, shared_directory(context.resume_dir)):
             record = run_window(spec, model, window, split, config, common)
             resumed = earlier_seconds()
     except (MethodFailure, DataError) as error:
@@ -348,6 +354,8 @@ def run_window(
     record.time_sample_s = watch.seconds.get("sample", 0.0)
     record.time_classify_s = watch.seconds.get("classify", 0.0)
     record.method_info = model.info()
+    if trainings_from_other_tasks():  # their training seconds are in the fit time, as if trained here
+        record.method_info["trainings_from_other_tasks"] = trainings_from_other_tasks()
     return record
 
 

@@ -30,7 +30,7 @@ from adbench.models.training import (
     validation_split,
 )
 from adbench.preprocessing import LogitScaler
-from adbench.settings import ADDED_LATER
+from adbench.settings import ADDED_LATER, hashed_settings
 
 BACKENDS = ("zuko", "nflows")
 KINDS = ("maf", "nsf")
@@ -239,6 +239,7 @@ class ConditionalFlow:
             seed=self.seed,
             device=self.device,
             label="flow",
+            share_key=("ConditionalFlow", hashed_settings(self.config)),
         )
         self.module_, self.states_, self.record_ = trained.module, trained.states, trained.record
         return self

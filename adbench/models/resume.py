@@ -39,23 +39,31 @@ SAVE_EVERY_S = 60.0
 RESUME_DIR = "resume"
 
 
+#: The folder of ``RESUME_DIR`` that holds finished trainings several tasks of a run share.
+SHARED_DIR = "shared-trainings"
+
+
 @dataclass
 class _Scope:
     directory: Path
+    shared: Path | None = None
     trainings: int = 0
     earlier_seconds: float = 0.0  # training seconds of earlier attempts taken over
+    from_other_tasks: int = 0  # finished trainings read from ``shared``
 
 
 _current: ContextVar[_Scope | None] = ContextVar("adbench_resume_scope", default=None)
 
 
 @contextmanager
-def resumable(directory: str | Path | None) -> Iterator[None]:
-    """Let the trainings inside save and resume their progress in ``directory`` (None: do nothing)."""
+def resumable(directory: str | Path | None, shared: str | Path | None = None) -> Iterator[None]:
+    """Let the trainings inside save and resume their progress in ``directory`` (None: do nothing),
+    and the shareable ones (``train_module``'s ``share_key``) take a finished identical training of
+    another task from ``shared``, or leave theirs there."""
     if directory is None:
         yield
         return
-    token = _current.set(_Scope(Path(directory)))
+    token = _current.set(_Scope(Path(directory), Path(shared) if shared is not None else None))
     try:
         yield
     finally:
@@ -63,10 +71,17 @@ def resumable(directory: str | Path | None) -> Iterator[None]:
 
 
 def earlier_seconds() -> float:
-    """Training seconds spent by earlier, interrupted attempts of this task on the trainings it read
-    back: add them to the task's fit time, so that a resumed fit reports what the whole fit cost."""
+    """Training seconds spent by earlier, interrupted attempts of this task, or by another task of the
+    run on an identical training, on the trainings it read back: add them to the task's fit time, so
+    that a resumed fit reports what the whole fit cost."""
     scope = _current.get()
     return scope.earlier_seconds if scope is not None else 0.0
+
+
+def trainings_from_other_tasks() -> int:
+    """How many finished trainings this task took from another task of the run (identical ones)."""
+    scope = _current.get()
+    return scope.from_other_tasks if scope is not None else 0
 
 
 def discard(directory: str | Path | None) -> None:
@@ -80,6 +95,11 @@ def task_directory(root: str, task_key: str) -> Path | None:
     if not root:
         return None
     return Path(root) / _file_name(task_key)
+
+
+def shared_directory(root: str) -> Path | None:
+    """The folder of finished shareable trainings under the run's ``root`` (None when it keeps none)."""
+    return Path(root) / SHARED_DIR if root else None
 
 
 def _file_name(text: str) -> str:
@@ -113,65 +133,112 @@ def saved_training_seconds(root: str, gpu: bool) -> dict[str, float]:
 
 
 class ProgressFile:
-    """The progress of one training: ``load`` what an earlier attempt saved, ``save`` this one's."""
+    """The progress of one training: ``load`` what an earlier attempt saved, ``save`` this one's.
 
-    def __init__(self, scope: _Scope, path: Path, fingerprint: str, earlier: tuple[str, ...] = ()) -> None:
+    A shareable training also has a ``shared`` file, named by a hash of its ``shared_fingerprint``: it
+    holds the finished training for any task of the run that trains the same module on the same data.
+    """
+
+    def __init__(self, scope: _Scope, path: Path, fingerprint: str, earlier: tuple[str, ...] = (),
+                 shared: Path | None = None, shared_fingerprint: str | None = None) -> None:
         self.scope, self.path, self.fingerprint = scope, path, fingerprint
         self.accepted = {fingerprint, *earlier}  # the same training, saved by an earlier adbench
+        self.shared, self.shared_fingerprint = shared, shared_fingerprint
         self.broken = False
 
     def load(self, device: Any) -> dict[str, Any] | None:
         """The saved progress of this training, or None (nothing saved, or saved by another training:
-        a different model, data, seed or configuration, which is then started afresh)."""
-        import torch
-
-        if not self.path.is_file():
-            return None
-        try:
-            saved = torch.load(self.path, map_location=device, weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any damaged file means: train from the start
-            log.warning("%s: unreadable progress file (%s); training from the start", self.path, error)
-            return None
-        if not isinstance(saved, dict) or saved.get("fingerprint") not in self.accepted:
-            log.warning("%s: saved by another training; training from the start", self.path)
-            return None
-        self.scope.earlier_seconds += float(saved["seconds"])
-        log.info("%s: resuming after epoch %d", self.path, saved["epoch"])
+        a different model, data, seed or configuration, which is then started afresh). Where this task
+        saved nothing, an identical training another task finished is taken (a shareable one)."""
+        saved = _read(self.path, device, self.accepted)
+        if saved is not None:
+            log.info("%s: resuming after epoch %d", self.path, saved["epoch"])
+        elif self.shared is not None and self.shared.is_file():
+            saved = _read(self.shared, device, {self.shared_fingerprint})
+            if saved is not None and saved["done"]:
+                log.info("%s: finished by another task of the run; read back", self.shared)
+                self.scope.from_other_tasks += 1
+                saved = {**saved, "fingerprint": self.fingerprint}
+            else:
+                saved = None
+        if saved is not None:
+            self.scope.earlier_seconds += float(saved["seconds"])
         return saved
 
     def save(self, progress: dict[str, Any]) -> None:
         """Write ``progress`` (plain tensors, numbers, lists and dicts) atomically: an interruption
-        while writing leaves the last complete save. A folder that cannot be written (a full disk, a
-        Dask worker that does not see the client's output folder) costs only the resumption: the
-        training goes on, saving nothing more, after one warning."""
-        import torch
-
+        while writing leaves the last complete save. A finished shareable training is written to its
+        shared file too. A folder that cannot be written (a full disk, a Dask worker that does not see
+        the client's output folder) costs only the resumption: the training goes on, saving nothing
+        more, after one warning."""
         if self.broken:
             return
-        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"fingerprint": self.fingerprint, **progress}, partial)
-            os.replace(partial, self.path)
-        except (OSError, RuntimeError) as error:
-            self.broken = True
-            log.warning("%s: cannot save the training's progress (%s); it goes on without", self.path, error)
-            with contextlib.suppress(OSError):
-                partial.unlink()
+        targets = [(self.path, self.fingerprint)]
+        if self.shared is not None and progress["done"]:
+            targets.append((self.shared, self.shared_fingerprint))
+        for path, fingerprint in targets:
+            if not _write(path, {"fingerprint": fingerprint, **progress}):
+                self.broken = True
+                return
 
 
-def next_progress_file(label: str, module: Any, tensors: tuple[Any, ...], config: Any,
-                       seed: int) -> ProgressFile | None:
+def _read(path: Path, device: Any, accepted: set[str | None]) -> dict[str, Any] | None:
+    """The progress saved at ``path`` if its fingerprint is one of ``accepted``, else None (warned)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any damaged file means: train from the start
+        log.warning("%s: unreadable progress file (%s); training from the start", path, error)
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") not in accepted:
+        log.warning("%s: saved by another training; training from the start", path)
+        return None
+    return saved
+
+
+def _write(path: Path, saved: dict[str, Any]) -> bool:
+    """``torch.save`` to a partial file, then rename it to ``path``; False (warned) where it fails."""
+    import torch
+
+    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(saved, partial)
+        os.replace(partial, path)
+    except (OSError, RuntimeError) as error:
+        log.warning("%s: cannot save the training's progress (%s); it goes on without", path, error)
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        return False
+    return True
+
+
+def next_progress_file(label: str, module: Any, tensors: tuple[Any, ...], config: Any, seed: int,
+                       share_key: Any = None) -> ProgressFile | None:
     """The progress file of the next training of the current task (None outside a scope): ``module``
     trained on ``tensors`` (its training and validation data) with ``config`` and ``seed``. Only a save
-    of the same training (``fingerprint``, or one of the ``earlier_fingerprints``) is taken over."""
+    of the same training (``fingerprint``, or one of the ``earlier_fingerprints``) is taken over.
+
+    ``share_key``: for a training other tasks of the run may repeat exactly (R-ANODE variants that
+    differ only after their background flow), everything beyond the fingerprint that decides its
+    result: the module's settings and the loss. Its ``repr`` joins the fingerprint of a shared file."""
     scope = _current.get()
     if scope is None:
         return None
     scope.trainings += 1
     path = scope.directory / f"{scope.trainings:02d}-{_file_name(label)}.pt"
-    return ProgressFile(scope, path, fingerprint(module, tensors, config, seed, label),
-                        earlier_fingerprints(module, tensors, config, seed, label))
+    own = fingerprint(module, tensors, config, seed, label)
+    earlier = earlier_fingerprints(module, tensors, config, seed, label)
+    if share_key is None or scope.shared is None:
+        return ProgressFile(scope, path, own, earlier)
+    import hashlib
+
+    shared_fingerprint = f"{own}|shared {share_key!r}"
+    name = hashlib.blake2b(shared_fingerprint.encode(), digest_size=12).hexdigest()
+    return ProgressFile(scope, path, own, earlier, scope.shared / f"{_file_name(label)}-{name}.pt", shared_fingerprint)
 
 
 def fingerprint(module: Any, tensors: tuple[Any, ...], config: Any, seed: int, label: str,

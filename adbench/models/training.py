@@ -268,6 +268,7 @@ def train_module(
     seed: int,
     device: str,
     label: str = "model",
+    share_key: Any = None,
 ) -> Trained:
     """Build a module and train it.
 
@@ -278,6 +279,10 @@ def train_module(
             seeded by ``seed`` for the whole training and restored afterwards.
         validate: ``(module, val_data) -> metric`` (lower is better), called in eval mode.
         label: names the model in errors and progress ("CFM", "flow").
+        share_key: where other tasks of a run may repeat this training exactly, everything besides
+            the data, ``config``, ``seed``, ``label`` and the parameters' shapes that decides its result
+            (the module's settings, the loss): a task finds an identical finished training of another
+            task by it and reads it back (``adbench.models.resume``). None: never shared.
     """
     import torch
 
@@ -287,12 +292,15 @@ def train_module(
     with torch.random.fork_rng(devices=rng_devices(torch_device)):
         torch.manual_seed(seed)
         module = build().to(torch_device)
-        trained = _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda, label)
+        trained = _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda, label, share_key,
+                          started)
     trained.record.seconds += time.perf_counter() - started  # plus an interrupted attempt's, if resumed
     return trained
 
 
-def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda, label) -> Trained:
+def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda, label, share_key,
+            started: float) -> Trained:
+    """The epoch loop of ``train_module`` (``started``: its clock at the call, which the saves count from)."""
     import torch
 
     n = len(train_data[0])
@@ -319,12 +327,12 @@ def _epochs(module, train_data, val_data, loss_fn, validate, config, seed, cuda,
     first_epoch, finished = 1, False
     state = LoopState(module, optimizer, scheduler, averaged, generator, cuda)
     tensors = (*train_data, *val_data)
-    saver = next_progress_file(label, module, tensors, config, seed)
+    saver = next_progress_file(label, module, tensors, config, seed, share_key)
     resumed = saver.load(train_data[0].device) if saver is not None else None
     if resumed is not None:
         first_epoch, finished, since_best, fields, kept = state.restore(resumed)
         record = TrainingRecord(**fields)
-    earlier, started, last_save = record.seconds, time.perf_counter(), time.perf_counter()
+    earlier, last_save = record.seconds, time.perf_counter()
 
     def save(done: bool) -> None:
         saver.save(state.snapshot(epoch, done, since_best, record, kept, earlier + time.perf_counter() - started))

@@ -365,6 +365,14 @@ def _timing(doc: Document, ok: list[Record], datasets: list[str], figures: bool)
           format_seconds(row.fit_window_s), format_seconds(row.sample_s), format_seconds(row.classify_s),
           format_seconds(row.scan_seconds(SCAN_WINDOWS)), "; ".join(row.devices)] for row in rows],
     )
+    reused = [r for r in ok if r.method_info.get("trainings_from_other_tasks")]
+    if reused:
+        doc.note(
+            f"{_count(len(reused), 'task')} ({', '.join(method_order(reused))}) read back "
+            f"{_count(sum(r.method_info['trainings_from_other_tasks'] for r in reused), 'training')} that another "
+            "task of the run had finished identically (the same model settings, data and seed, e.g. the background "
+            "flow of R-ANODE variants): their fit times count those trainings' seconds as if trained there."
+        )
     for dataset in datasets if figures else []:
         if any(row.dataset == dataset for row in rows):
             doc.figure(f"timing_{_safe(dataset)}", fig_timing.timing_bars(ok, dataset),

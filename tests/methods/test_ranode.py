@@ -557,3 +557,39 @@ def test_needs_a_window_and_sr_data(small_split):
         Ranode(settings=TINY).fit(data, None)
     with pytest.raises(MethodFailure, match="SR data events"):
         Ranode(settings=TINY).fit(data.select(~WINDOW.in_sr(data.m)), WINDOW)
+
+
+@pytest.mark.slow
+def test_variants_of_one_run_train_their_common_background_flow_once(tmp_path):
+    """R-ANODE profiles that differ after the background flow (here w_init, and a second background
+    flow) train that flow once per window, N_sig and seed in a run: the later tasks read it back from
+    the run's shared trainings, count its training seconds in their fit time and say so in their
+    record; the flow is the one they would have trained."""
+    from adbench.evaluate import ClassifierConfig
+    from adbench.harness import MethodSpec, RunConfig, run_benchmark
+    from adbench.methods.presets import Preset, merge_tables
+    from adbench.results import ResultStore
+
+    fast = load_preset("ranode", "fast")
+    variants = {"tiny-a": TINY, "tiny-b": {**TINY, "w_init": 0.01}, "tiny-c": {**TINY, "background_flows": 2}}
+    specs = [MethodSpec("ranode", Preset("ranode", name, merge_tables(fast.params, params), fast.template))
+             for name, params in variants.items()]
+    dataset = synthetic_dataset(20_000, 2_000, 5_000, seed=data_seed(1))
+    config = RunConfig(methods=specs, windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path,
+                       classifier=ClassifierConfig(n_models=1, max_iter=20))
+    assert run_benchmark(dataset, config).finished == 3
+    by = {r.profile: r for r in ResultStore(tmp_path).load()}
+    assert "trainings_from_other_tasks" not in by["tiny-a"].method_info
+    flow = by["tiny-a"].method_info["background_flow"]
+    for name in ("tiny-b", "tiny-c"):
+        info = by[name].method_info
+        assert info["trainings_from_other_tasks"] == 1, name
+        assert info["background_flow"].get("best_val_loss_members", [info["background_flow"]["best_val_loss"]])[0] \
+            == flow["best_val_loss"]
+        assert by[name].time_fit_window_s > flow["train_seconds"]
+    assert by["tiny-b"].method_info["fitted_w"] != by["tiny-a"].method_info["fitted_w"]
+    assert not (tmp_path / "resume").exists()  # the shared trainings go with the run's progress
+    from adbench.report import build_report
+
+    markdown = build_report(list(by.values()), tmp_path, figures=False).write_markdown(tmp_path / "r.md")
+    assert "2 tasks (ranode:tiny-b, ranode:tiny-c) read back 2 trainings that another task" in markdown.read_text()

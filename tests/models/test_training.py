@@ -408,3 +408,37 @@ def test_a_folder_that_cannot_be_written_costs_only_the_resumption(tmp_path, cap
     with resume.resumable(folder):
         again = fit(config)
     assert again.record.val_losses == trained.record.val_losses and "unreadable" in caplog.text
+
+
+def test_a_shareable_training_finished_by_another_task_is_read_back(tmp_path):
+    """Two tasks of a run that train the same module on the same data with the same key: the second
+    reads the first's finished training from the run's shared folder (no step, the same weights, its
+    seconds counted as earlier seconds); another key, or none, trains afresh."""
+    from adbench.models import resume
+
+    config = TrainConfig(epochs=2, batch_size=256)
+    train, val = regression()
+    shared = tmp_path / "shared"
+    calls = {"n": 0}
+
+    def counted(module, batch):
+        calls["n"] += 1
+        return mse(module, batch)
+
+    def task(folder: str, key) -> tuple:
+        calls["n"] = 0
+        with resume.resumable(tmp_path / folder, shared):
+            trained = train_module(lambda: torch.nn.Linear(3, 1), train, val, counted, validate, config, seed=0,
+                                   device="cpu", label="toy", share_key=key)
+            return trained, calls["n"], resume.earlier_seconds(), resume.trainings_from_other_tasks()
+
+    first, steps, earlier, taken = task("a", ("linear", 1))
+    assert steps == config.epochs * steps_per_epoch(1600, config) and earlier == 0 and taken == 0
+    (saved,) = shared.glob("toy-*.pt")
+    second, steps, earlier, taken = task("b", ("linear", 1))
+    assert (steps, taken) == (0, 1) and earlier == torch.load(saved, weights_only=True)["seconds"] > 0
+    assert torch.equal(second.module.weight, first.module.weight)
+    assert second.record.val_losses == first.record.val_losses
+    for folder, key in (("c", ("linear", 2)), ("d", None)):
+        _, steps, earlier, taken = task(folder, key)
+        assert steps == config.epochs * steps_per_epoch(1600, config) and taken == 0, key
