@@ -54,21 +54,24 @@ def prepare(dataset: Dataset, config: RunConfig) -> tuple[Plan, ResultStore, lis
 
 def check_same_data(dataset: Dataset, records: list[Record], store: ResultStore) -> None:
     """Refuse to add to a directory whose records of this dataset came from another generator version
-    or from other events read from a file (a replaced file): a report would mix seeds of two different
-    datasets. Records written before adbench kept the data's digest cannot be checked for the latter."""
+    or from other files (a replaced file, by its sha256): a report would mix seeds of two different
+    datasets. Records written before adbench kept the files' digest cannot be checked for the latter."""
     ours = [r for r in records if r.dataset == dataset.name]
-    others = sorted({r.dataset_version for r in ours} - {dataset.version})
-    if others:
-        def name(version: str) -> str:
-            return f"version {version!r}" if version else "no version (a file, or the synthetic generator before 3)"
+    versions = sorted({r.dataset_version for r in ours} - {dataset.version})
+    digests = sorted({r.dataset_digest for r in ours if r.dataset_digest} - {dataset.source_digest})
 
-        raise ConfigError(
-            f"{store.path} holds {dataset.name!r} results of data with {', '.join(name(v) for v in others)}; "
-            f"this run's data has {name(dataset.version)}: write to a new --output (results of different "
-            f"data must not be mixed)"
-        )
-    dataset.check_same_events({r.dataset_digest for r in ours}, str(store.path),
-                              "write to a new --output (results of different data must not be mixed)")
+    def name(version: str) -> str:
+        return f"version {version!r}" if version else "no version (a file, or the synthetic generator before 3)"
+
+    if versions:
+        what = f"data with {', '.join(name(v) for v in versions)}; this run's data has {name(dataset.version)}"
+    elif digests:
+        what = (f"other data files (sha256 {', '.join(digests)}; this run's files: "
+                f"{dataset.source_digest or 'none, generated data'})")
+    else:
+        return
+    raise ConfigError(f"{store.path} holds {dataset.name!r} results of {what}: write to a new --output "
+                      "(results of different data must not be mixed)")
 
 
 def run_benchmark(
@@ -93,7 +96,7 @@ def run_benchmark(
     del records
     _warn_overlong(plan, costs, executor.max_time)
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
-                          dataset.digest, resume_dir=resume_dir)
+                          dataset.source_digest, resume_dir=resume_dir)
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)

@@ -44,7 +44,7 @@ class Record:
     config_hash: str
     # the task
     dataset_version: str = ""  # Dataset.version: the generator's version ("" for files)
-    dataset_digest: str = ""  # Dataset.digest: a hash of the event values ("" before 2026-11-25)
+    dataset_digest: str = ""  # Dataset.source_digest: the data files' sha256 ("" generated, or before 2026-11-25)
     profile: str = ""
     variant: str = ""  # the name of a profile that changes the method itself ("" for the published method)
     family: str = ""

@@ -96,7 +96,7 @@ class TaskContext:
     Attributes:
         sizes: ``Dataset.sizes()`` seen by the client; a worker that loads different data refuses.
         dataset_version: ``Dataset.version`` seen by the client (the same check).
-        dataset_digest: ``Dataset.digest`` seen by the client (the same check, on the event values).
+        dataset_digest: ``Dataset.source_digest`` seen by the client (the same check, on the files).
         resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
             one folder per task, removed once the task has its record; empty: nothing is saved.
     """
@@ -132,8 +132,11 @@ def resolve_dataset(source: Dataset | DatasetRef, context: TaskContext) -> Datas
                     f"a worker generated dataset {dataset.name!r} with version {dataset.version!r}, the client "
                     f"{context.dataset_version!r}: do the workers run the same adbench?"
                 )
-            dataset.check_same_events({context.dataset_digest}, "the client",
-                                      "do the workers see the same files?")
+            if dataset.source_digest != context.dataset_digest:
+                raise DataError(
+                    f"a worker read dataset {dataset.name!r} from files with sha256 {dataset.source_digest!r}, "
+                    f"the client {context.dataset_digest!r}: do the workers see the same files?"
+                )
             _datasets.clear()  # one dataset per process
             _datasets[source] = dataset
         return _datasets[source]

@@ -420,3 +420,30 @@ def test_seeds_and_n_sig_take_inclusive_ranges():
 
     assert int_list("0-3,7", "--seeds") == [0, 1, 2, 3, 7]
     assert int_list("1000", "--n-sig") == [1000]
+
+
+def test_results_of_a_replaced_data_file_are_not_mixed_with_the_old(capsys, tmp_path):
+    """Records carry the first digits of the data file's sha256 (the report shows them): after the
+    file is replaced by other events of the same size, a run into the same directory is refused in one
+    line, and a worker that reads other files than the client refuses too."""
+    from adbench.data.fetch import sha256sum
+    from adbench.errors import DataError
+    from adbench.results import ResultStore
+    from adbench.tasks import DatasetRef, TaskContext, resolve_dataset
+
+    path = write_lhco_file(tmp_path / "data.h5", lhco_columns(20_000, np.random.default_rng(0)))
+    first = sha256sum(path)[:16]
+    code, _, err = run_cli(capsys, *run_args(path, output=tmp_path / "out"))
+    assert code == 0, err
+    (record,) = ResultStore(tmp_path / "out").load()
+    assert record.dataset_digest == first
+    assert main(["report", str(tmp_path / "out")]) == 0
+    assert f"| data files (sha256) | data.h5 {first} |" in (tmp_path / "out" / "report.md").read_text()
+    write_lhco_file(path, lhco_columns(20_000, np.random.default_rng(1)))
+    code, _, err = run_cli(capsys, *run_args(path, output=tmp_path / "out"))
+    assert_one_line_error(code, err, "other data files", first, sha256sum(path)[:16], "new --output")
+
+    ref = DatasetRef.card(str(path))
+    context = TaskContext(None, "data.h5", (), {}, "", dataset_digest=first)
+    with pytest.raises(DataError, match="a worker read dataset 'data.h5' from files with sha256"):
+        resolve_dataset(ref, context)

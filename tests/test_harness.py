@@ -175,53 +175,6 @@ def test_a_new_generator_version_gives_new_task_hashes(tmp_path, small_dataset):
     assert run_benchmark(other_name, config(tmp_path, ["idealized"])).finished == 1
 
 
-def test_results_of_other_events_of_the_same_sizes_are_not_mixed(tmp_path, small_dataset, caplog):
-    """Records carry the data's digest. Events read from a file (no version) with the same name and sizes
-    as a directory's but other values (a replaced file) refuse the run instead of being mixed into one
-    report, and a worker that loads other events than the client refuses too; generated events, whose
-    last bits may differ between CPU models, only warn."""
-    from dataclasses import replace
-
-    from adbench.data.events import Events
-    from adbench.tasks import DatasetRef, TaskContext, resolve_dataset
-
-    from_file = replace(small_dataset, version="")
-    run_benchmark(from_file, config(tmp_path, ["idealized"]))
-    assert {r.dataset_digest for r in ResultStore(tmp_path).load()} == {from_file.digest}
-    from adbench.report import build_report
-
-    markdown = build_report(ResultStore(tmp_path).load(), tmp_path, figures=False).write_markdown(tmp_path / "r.md")
-    assert f"| data digest | synthetic {from_file.digest} |" in markdown.read_text()
-    events = from_file.events
-    x = events.x.copy()
-    x[0, 0] += 0.5
-    edited = replace(from_file, events=Events(events.m, x, events.label, events.features))
-    assert edited.sizes() == from_file.sizes() and edited.digest != from_file.digest
-    with pytest.raises(ConfigError, match=f"other values.*{from_file.digest}.*{edited.digest}.*new --output") as error:
-        run_benchmark(edited, config(tmp_path, ["idealized"]))
-    print(error.value)
-    with caplog.at_level("WARNING"):
-        replace(edited, version="synthetic/4").check_same_events({from_file.digest}, "elsewhere", "advice")
-    assert "other CPU model" in caplog.text
-
-    as_file = DatasetRef("tests.test_harness:_without_version",
-                         (("n_background", 3000), ("n_signal", 300), ("n_reference", 3000)))
-    loaded = as_file.load()
-    context = TaskContext(config(tmp_path, ["idealized"]), loaded.name, loaded.features, loaded.sizes(),
-                          loaded.version, dataset_digest="0" * 16)
-    with pytest.raises(ConfigError, match="the client had .* other values.*same files"):
-        resolve_dataset(as_file, context)
-
-
-def _without_version(**kwargs):
-    """The synthetic dataset as if read from a file (no generator version)."""
-    from dataclasses import replace
-
-    from adbench.data.synthetic import synthetic_dataset
-
-    return replace(synthetic_dataset(**kwargs), version="")
-
-
 def test_the_plan_puts_each_shared_fit_before_the_windows_that_use_it(tmp_path, small_dataset, monkeypatch):
     """One fit per (N_sig, seed) for the methods that share it, owned by the first listed method with
     windows left; a rerun plans only what is not finished."""

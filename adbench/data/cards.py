@@ -138,7 +138,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, features: str | 
         raise ConfigError(f"{card.path}: unknown loader {card.loader!r}; known: {', '.join(sorted(LOADERS))}")
     dataset = LOADERS[card.loader](card, data_dir)
     holdout = HoldOut(card.holdout, card.holdout_fraction)
-    dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr), dataset.version)
+    dataset = Dataset(card.name, dataset.events, dataset.held_out, holdout, Window(*card.sr), dataset.version,
+                      dataset.source_digest)
     dataset = dataset.with_features(FEATURE_SETS[feature_set])
     for feature, value, fraction in dataset.events.point_masses():
         log.warning("%s: %.2f%% of the events have %s = %g exactly, a point mass that generative templates "
@@ -175,6 +176,7 @@ def _load_lhco(card: DatasetCard, data_dir: str | Path | None):
         hint = f"; download it with: adbench data fetch {card.name} --dir {directory}" if fetchable else ""
         raise DataError(f"{main}: file not found{hint}")
     events = load_lhco_events(main)
+    read = [main]
     if events.n_signal == 0:
         log.warning("%s holds no signal events (label 1): nothing can be injected", main)
     held_out = []
@@ -184,7 +186,16 @@ def _load_lhco(card: DatasetCard, data_dir: str | Path | None):
         if extra_path.is_file():
             extra = load_lhco_events(extra_path, default_label=0)
             held_out.append(HeldOutSample.of(extra, extra_path.name, spec.get("coverage")))
+            read.append(extra_path)
         else:
             log.warning("%s not found: holding out main-file background instead (holdout = %r)",
                         extra_path, card.holdout)
-    return Dataset(card.name, events, tuple(held_out))
+    return Dataset(card.name, events, tuple(held_out), source_digest=files_digest(read))
+
+
+def files_digest(paths: list[Path]) -> str:
+    """The first 16 hex digits of each file's sha256, joined by ``+`` in order (compare them with a
+    published checksum)."""
+    from adbench.data.fetch import sha256sum
+
+    return "+".join(sha256sum(path)[:16] for path in paths)

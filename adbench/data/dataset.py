@@ -16,11 +16,8 @@ sample, held out as the dataset's ``HoldOut`` says:
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -28,8 +25,6 @@ import numpy as np
 from adbench.data.events import Events
 from adbench.errors import ConfigError, DataError
 from adbench.windows import Window
-
-log = logging.getLogger(__name__)
 
 HOLDOUT_KINDS = ("sr", "random", "none")
 MAIN = "main"
@@ -152,6 +147,9 @@ class Dataset:
         default_window: the SR used when the user names none.
         version: the version of the code that generated the events ("" for events read from a
             file); part of every task's config hash, so results of an older generator are not reused.
+        source_digest: for events read from files, the first 16 hex digits of each file's sha256,
+            joined by ``+`` ("" for generated events): a run refuses to mix results of a replaced file
+            with the old ones.
     """
 
     name: str
@@ -160,6 +158,7 @@ class Dataset:
     holdout: HoldOut = field(default_factory=HoldOut)
     default_window: Window = Window()
     version: str = ""
+    source_digest: str = ""
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -174,37 +173,10 @@ class Dataset:
         return {"events": len(self.events), "signal": self.events.n_signal,
                 "held_out": [[len(s.events), *s.coverage] for s in self.held_out]}
 
-    @cached_property
-    def digest(self) -> str:
-        """A hash of every event value (main sample and held-out samples with their coverage): tells
-        two datasets of the same name and sizes apart, e.g. a data file that was replaced."""
-        digest = hashlib.blake2b(digest_size=8)
-        self.events.update_digest(digest)
-        for sample in self.held_out:
-            digest.update(repr(sample.coverage).encode())
-            sample.events.update_digest(digest)
-        return digest.hexdigest()
-
-    def check_same_events(self, digests: set[str], elsewhere: str, advice: str) -> None:
-        """Compare this dataset's ``digest`` with the ``digests`` that ``elsewhere`` (e.g. "the records
-        in DIR") holds for a dataset of the same name, sizes and version. Events read from a file
-        (no ``version``) must match exactly: a ConfigError says the file changed and gives ``advice``.
-        Generated events may differ in their last bits between CPU models (numpy's vectorised exp and
-        log): a warning."""
-        others = sorted(set(digests) - {self.digest, ""})
-        if not others:
-            return
-        text = (f"{elsewhere} had {self.name!r} events of other values (data digest {', '.join(others)}, "
-                f"now {self.digest})")
-        if not self.version:
-            raise ConfigError(f"{text}: the data changed, e.g. a replaced file; {advice}")
-        log.warning("%s: the same generator (%s) gave other last bits, e.g. on another CPU model; "
-                    "the results are kept together", text, self.version)
-
     def with_features(self, names: tuple[str, ...]) -> Dataset:
         held = tuple(HeldOutSample(s.events.with_features(names), s.coverage, s.source) for s in self.held_out)
         return Dataset(self.name, self.events.with_features(names), held, self.holdout, self.default_window,
-                       self.version)
+                       self.version, self.source_digest)
 
     def covering(self, window: Window) -> int | None:
         """The index of the first extra sample that covers the window, or None."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -60,12 +59,6 @@ class Events:
     @property
     def n_signal(self) -> int:
         return int(self.label.sum())
-
-    def update_digest(self, digest: hashlib._Hash) -> None:
-        """Feed the feature names and every value of m, x and label into ``digest``."""
-        digest.update(repr((self.features, self.x.shape)).encode())
-        for array in (self.m, self.x, self.label):
-            digest.update(np.ascontiguousarray(array).data)
 
     def select(self, index: np.ndarray) -> Events:
         """Events at a boolean mask or an integer index array."""

@@ -418,8 +418,8 @@ def _environment(doc: Document, records: list[Record], directory: Path | None,
         ["hardware", "; ".join(sorted({r.device for r in records}))],
         ["versions", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))],
         ["git revision", ", ".join(sorted({str(r.git_revision) for r in records}))],
-        ["data digest", ", ".join(f"{name} {digest}" for name, digest in
-                                  sorted({(r.dataset, r.dataset_digest or "-") for r in records}))],
+        ["data files (sha256)", ", ".join(f"{name} {digest}" for name, digest in
+                                          sorted({(r.dataset, r.dataset_digest or "-") for r in records}))],
         ["record schema", ", ".join(map(str, schemas))],
         ["results", f"results.jsonl beside this report ({len(records)} tasks reported"
                     + (f", {sum(set_aside.values())} of an earlier configuration set aside)" if set_aside else ")")
