@@ -7,6 +7,10 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
 
 - ``flow``: the method as it runs (the family's background flow on the sidebands, the dijet fit);
 - ``generator-x``: the exact p_bkg(x | m), the dijet fit for p_bkg(m);
+- ``flow-sr``: the family's background flow trained on true background inside the SR (held-out
+  events the idealized template draws from, as many as the sidebands hold, never the test set) with
+  the exact p_bkg(m): a flow that needs no interpolation from the sidebands, so that ``flow`` against
+  ``flow-sr`` is the interpolation's error and ``flow-sr`` against ``generator`` the flow's own;
 - ``generator``: the exact p_bkg(x | m) and p_bkg(m)::
 
     .venv/bin/python tests/benchmarks/ranode_background.py --n-sig 0,1000,3000 --seeds 0,1,2 \\
@@ -38,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-BACKGROUNDS = ("flow", "generator-x", "generator")
+BACKGROUNDS = ("flow", "generator-x", "flow-sr", "generator")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,9 +88,10 @@ class GeneratorDensity:
         return {"kind": "generator"}
 
 
-def ranode_with(background: str, flow_seed_offset: int = 0):
+def ranode_with(background: str, flow_seed_offset: int = 0, truth=None):
     """The Ranode class whose fixed background is ``background`` (one of BACKGROUNDS), its ``flow``
-    trained from the method's seed + ``flow_seed_offset``."""
+    trained from the method's seed + ``flow_seed_offset``; ``truth``: the split's ``Truth`` in the SR
+    (for ``flow-sr``)."""
     from adbench.data.synthetic import load_calibration
     from adbench.methods.ranode import Ranode, background_mass_log_density
 
@@ -107,10 +112,17 @@ def ranode_with(background: str, flow_seed_offset: int = 0):
 
     class GeneratorRanode(Ranode):
         def _fit_background(self, events, sidebands, window) -> None:
-            if self.trend_ is not None:  # the generator's density is in the raw features
+            if background == "flow-sr":
+                n = min(len(truth.background), len(sidebands))
+                true_sr = truth.background.select(np.sort(np.random.default_rng(self.seed).permutation(
+                    len(truth.background))[:n]))
+                super()._fit_background(events, true_sr, window)
+                self.flow_sr_events_ = len(true_sr)
+            elif self.trend_ is not None:  # the generator's density is in the raw features
                 raise SystemExit(f"--backgrounds {background}: the profile's mass trend would feed it transformed "
                                  "features; choose a profile without one")
-            self.background_flow_ = GeneratorDensity(model.background, self.scaler_)
+            else:
+                self.background_flow_ = GeneratorDensity(model.background, self.scaler_)
             if background == "generator-x":
                 self.log_mass_bkg_, self.mass_fit_ = background_mass_log_density(
                     events.m, window, self.config.mass_sideband_width)
@@ -169,14 +181,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
             test = split.test_in(window)
             for background in args.backgrounds.split(","):
                 started = time.perf_counter()
-                ranode = ranode_with(background, args.flow_seed_offset)
+                ranode = ranode_with(background, args.flow_seed_offset, split.truth_in(window))
                 method = ranode(seed=seed, settings=settings).fit(split.data, window)
                 score = method.score(test, window)
                 info = method.info()
                 row = {"n_sig": n_sig, "seed": seed, "background": background, "profile": args.profile,
                        "background_epochs": settings["train"]["epochs"],
                        "flow_seed_offset": args.flow_seed_offset,
-                       "background_kind": settings["flow"].get("kind", "maf") if background == "flow" else "exact",
+                       "background_kind": (settings["flow"].get("kind", "maf") if background.startswith("flow")
+                                           else "exact"),
+                       **({"flow_sr_events": method.flow_sr_events_} if background == "flow-sr" else {}),
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "signal_splits": info["signal_splits"],
