@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from adbench.data.dataset import Dataset
 from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
-from adbench.models.resume import RESUME_DIR, discard, task_directory
+from adbench.models.resume import RESUME_DIR, discard, shared_directory, task_directory
 from adbench.planning import Plan, Task, WindowTask, make_plan
 from adbench.results import Record, ResultStore
 from adbench.runconfig import (
@@ -96,7 +97,8 @@ def run_benchmark(
     del records
     _warn_overlong(plan, costs, executor.max_time)
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
-                          dataset.source_digest, resume_dir=resume_dir)
+                          dataset.source_digest, resume_dir=resume_dir,
+                          share_trainings=len({spec.name for spec in config.methods}) < len(config.methods))
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)
@@ -118,6 +120,8 @@ class _Writer:
                  resume_dir: str = "") -> None:
         self.store, self.summary, self.bar, self.tasks = store, summary, bar, tasks
         self.resume_dir = resume_dir
+        self.open_groups = Counter(task.share_group for task in tasks.values())
+        self.failed_groups: set[str] = set()
 
     def started(self, task: Task) -> None:
         if self.bar:
@@ -133,8 +137,12 @@ class _Writer:
             self.summary.finished += 1
         else:
             self.summary.failed += 1
+            self.failed_groups.add(task.share_group)
             log.warning("%s %s N_sig=%d seed=%d failed: %s", record.method, record.window, record.n_sig, record.seed,
                         record.error)
+        self.open_groups[task.share_group] -= 1
+        if not self.open_groups[task.share_group] and task.share_group not in self.failed_groups:
+            discard(shared_directory(self.resume_dir, task.share_group))  # no task of the group is left
         if self.bar:
             note = getattr(self.bar, "task_seconds", None)  # console.TaskLines prints the task's own time
             if note is not None:

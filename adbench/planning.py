@@ -66,6 +66,11 @@ class WindowTask:
     def label(self) -> str:
         return f"seed {self.seed}, N_sig {self.n_sig}, {self.spec.name}"
 
+    @property
+    def share_group(self) -> str:
+        """The tasks that may repeat one another's trainings: those of one window, N_sig and seed."""
+        return f"{self.window.name}_{self.n_sig}_{self.seed}"
+
 
 Task = FitTask | WindowTask
 

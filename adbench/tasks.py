@@ -99,6 +99,9 @@ class TaskContext:
         dataset_digest: ``Dataset.source_digest`` seen by the client (the same check, on the files).
         resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
             one folder per task, removed once the task has its record; empty: nothing is saved.
+        share_trainings: the run holds variants of one method (two profiles of R-ANODE, say), whose
+            window tasks may repeat one another's trainings: each finished shareable training is kept
+            for the other tasks of its window, N_sig and seed (``WindowTask.share_group``).
     """
 
     config: RunConfig
@@ -108,6 +111,7 @@ class TaskContext:
     dataset_version: str = ""
     dataset_digest: str = ""
     resume_dir: str = ""
+    share_trainings: bool = False
 
 
 _lock = threading.Lock()
@@ -189,7 +193,7 @@ def fit_task(source: Dataset | DatasetRef, task: FitTask, context: TaskContext) 
     try:
         model = make_model(task.spec, config.device, task.seed, config.classifier_for(task.spec))
         watch = Stopwatch(config.device)
-        with resumable(progress_dir, shared_directory(context.resume_dir)), watch.phase("fit"):
+        with resumable(progress_dir), watch.phase("fit"):
             model.fit(split.data, None)
             resumed_seconds = earlier_seconds()
     except (MethodFailure, DataError) as error:
@@ -221,7 +225,8 @@ def window_task(
     progress_dir = task_directory(context.resume_dir, task.key)
     resumed = 0.0
     try:
-        with resumable(progress_dir, shared_directory(context.resume_dir)):
+        trainings = shared_directory(context.resume_dir, task.share_group) if context.share_trainings else None
+        with resumable(progress_dir, trainings):
             record = run_window(spec, model, window, split, config, common)
             resumed = earlier_seconds()
     except (MethodFailure, DataError) as error:
@@ -357,8 +362,8 @@ def run_window(
     record.time_sample_s = watch.seconds.get("sample", 0.0)
     record.time_classify_s = watch.seconds.get("classify", 0.0)
     record.method_info = model.info()
-    if trainings_from_other_tasks():  # their training seconds are in the fit time, as if trained here
-        record.method_info["trainings_from_other_tasks"] = trainings_from_other_tasks()
+    if reused := trainings_from_other_tasks():  # their training seconds are in the fit time, as if trained here
+        record.method_info["trainings_from_other_tasks"] = reused
     return record
 
 

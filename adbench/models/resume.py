@@ -14,6 +14,13 @@ the next run tries again, keeps it, and a shared fit keeps its finished training
 with no task left or failed, so that the next chunk of a time-boxed scan reads them back instead of
 training again. The progress of a training is only taken over by the same training (model, data sizes
 and values, configuration, seed, device, torch version). Outside a scope (tests, the Python API) nothing is saved.
+
+A run of several variants of one method (``adbench run --methods ranode:cpu-stretch,ranode:cpu-stretch-warm``)
+repeats trainings: the variants' background flows of one window, N_sig and seed are the same flow. A
+training that says what else decides its result (``train_module``'s ``share_key``) is then also kept,
+finished, in ``SHARED_DIR/<window, N_sig, seed>``, and the other tasks of that group read it back
+instead of training it, with its seconds counted as theirs; the folder goes when the group's last task
+has its record (a failed task keeps it for the next run).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import os
 import re
 import shutil
-import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -97,9 +104,10 @@ def task_directory(root: str, task_key: str) -> Path | None:
     return Path(root) / _file_name(task_key)
 
 
-def shared_directory(root: str) -> Path | None:
-    """The folder of finished shareable trainings under the run's ``root`` (None when it keeps none)."""
-    return Path(root) / SHARED_DIR if root else None
+def shared_directory(root: str, group: str) -> Path | None:
+    """The folder under the run's ``root`` of the finished shareable trainings of one ``group`` of
+    tasks (those of one window, N_sig and seed; None when the run keeps none)."""
+    return Path(root) / SHARED_DIR / _file_name(group) if root else None
 
 
 def _file_name(text: str) -> str:
@@ -112,7 +120,8 @@ def saved_training_seconds(root: str, gpu: bool) -> dict[str, float]:
     finished and interrupted trainings), keyed by the folder's name. Only saves this torch version made
     on this kind of device (``gpu``) count: a training saved elsewhere is started afresh. Unreadable
     files count nothing."""
-    folders = [path for path in Path(root).iterdir() if path.is_dir()] if root and Path(root).is_dir() else []
+    folders = ([path for path in Path(root).iterdir() if path.is_dir() and path.name != SHARED_DIR]
+               if root and Path(root).is_dir() else [])
     if not folders:
         return {}
     import torch
@@ -151,17 +160,15 @@ class ProgressFile:
         a different model, data, seed or configuration, which is then started afresh). Where this task
         saved nothing, an identical training another task finished is taken (a shareable one)."""
         saved = _read(self.path, device, self.accepted)
-        if saved is not None:
-            log.info("%s: resuming after epoch %d", self.path, saved["epoch"])
-        elif self.shared is not None and self.shared.is_file():
-            saved = _read(self.shared, device, {self.shared_fingerprint})
-            if saved is not None and saved["done"]:
+        if (saved is None or not saved["done"]) and self.shared is not None and self.shared.is_file():
+            finished = _read(self.shared, device, {self.shared_fingerprint})
+            if finished is not None and finished["done"]:  # rather than going on with this task's own
                 log.info("%s: finished by another task of the run; read back", self.shared)
                 self.scope.from_other_tasks += 1
-                saved = {**saved, "fingerprint": self.fingerprint}
-            else:
-                saved = None
+                self.scope.earlier_seconds += float(finished["seconds"])
+                return {**finished, "fingerprint": self.fingerprint}
         if saved is not None:
+            log.info("%s: resuming after epoch %d", self.path, saved["epoch"])
             self.scope.earlier_seconds += float(saved["seconds"])
         return saved
 
@@ -203,7 +210,7 @@ def _write(path: Path, saved: dict[str, Any]) -> bool:
     """``torch.save`` to a partial file, then rename it to ``path``; False (warned) where it fails."""
     import torch
 
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")  # several hosts may write one shared file
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(saved, partial)

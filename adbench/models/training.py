@@ -281,8 +281,9 @@ def train_module(
         label: names the model in errors and progress ("CFM", "flow").
         share_key: where other tasks of a run may repeat this training exactly, everything besides
             the data, ``config``, ``seed``, ``label`` and the parameters' shapes that decides its result
-            (the module's settings, the loss): a task finds an identical finished training of another
-            task by it and reads it back (``adbench.models.resume``). None: never shared.
+            (the module's settings, the loss and the validation metric): a task finds an identical
+            finished training of another task by it and reads it back (``adbench.models.resume``).
+            None: never shared.
     """
     import torch
 

@@ -588,6 +588,14 @@ def test_variants_of_one_run_train_their_common_background_flow_once(tmp_path):
             == flow["best_val_loss"]
         assert by[name].time_fit_window_s > flow["train_seconds"]
     assert by["tiny-b"].method_info["fitted_w"] != by["tiny-a"].method_info["fitted_w"]
+    alone = RunConfig(methods=specs[1:2], windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path / "alone",
+                      classifier=config.classifier)
+    assert run_benchmark(dataset, alone).finished == 1
+    (by_itself,) = ResultStore(tmp_path / "alone").load()
+    assert "trainings_from_other_tasks" not in by_itself.method_info
+    for key in ("fitted_w", "heldout_w", "heldout_llr"):
+        assert by_itself.method_info[key] == by["tiny-b"].method_info[key], key
+    assert by_itself.curve == by["tiny-b"].curve
     assert not (tmp_path / "resume").exists()  # the shared trainings go with the run's progress
     from adbench.report import build_report
 
