@@ -56,7 +56,7 @@ from adbench.models.flows import ConditionalFlow
 from adbench.models.signal_mixture import SignalFlowConfig, check_w_warmup
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
-from adbench.settings import ADDED_LATER
+from adbench.settings import ADDED_LATER, hashed_settings
 from adbench.windows import Window
 
 MASS_EPS = 1e-6  # keeps the logit of the SR position finite at the window's edges
@@ -261,6 +261,7 @@ class Ranode(_FlowMethod):
                 u, log_bkg, lambda: build_signal_flow(features, config.signal.flow), config.signal.train,
                 w_init=config.w_init, learn_w=config.learn_w, w_step_scale=config.w_step_scale,
                 w_warmup_epochs=config.w_warmup_epochs, seed=self._split_seed(split), device=self.device,
+                share_key=("Ranode signal flow", hashed_settings(config.signal.flow)),
             )
             for split in range(config.signal_splits)
         ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from adbench.models.training import (
     train_module,
     validation_split,
 )
+from adbench.settings import hashed_settings
 
 KINDS = ("nsf", "maf")
 WARMED_SEED_KEY = 2  # with the fit's seed, seeds the training that follows a w warm-up
@@ -137,6 +139,7 @@ def fit_mixture(
     w_warmup_epochs: int = 0,
     seed: int = 0,
     device: str = "cpu",
+    share_key: Any = None,
 ) -> Trained:
     """Fit p_sig and w by maximum likelihood with p_bkg fixed.
 
@@ -144,6 +147,9 @@ def fit_mixture(
         u: (n, k) float32 event coordinates (the signal model's inputs).
         log_bkg: (n,) log p_bkg(u) in the same coordinates.
         build_signal: makes the untrained signal module (``build_signal_flow`` or an exact density).
+        share_key: what, besides the data, the training settings and the w settings, decides the
+            signal model (its settings): other tasks of the run that fit the same mixture read the
+            finished trainings back (``train_module``); None: never shared.
         w_warmup_epochs: of ``train.epochs``, the first ones train the signal model with w held at
             ``w_init`` (scaled, rounded up, with the epochs where ``min_steps`` raises them); the rest
             start from the warm-up epoch with the best validation NLL, with a new optimiser and
@@ -178,17 +184,21 @@ def fit_mixture(
         return -chunked_sum(module, data, train.eval_batch_size) / len(data[0])
 
     train_data, val_data = tensors(train_index), tensors(val_index)
+
+    def key(*phase: Any) -> Any:
+        return None if share_key is None else (share_key, "mixture", w_step_scale, *phase)
+
     if not w_warmup_epochs:
         return train_module(lambda: build_mixture(build_signal(), w_init, learn_w, w_step_scale),
                             train_data, val_data, loss, validate, train, seed=seed, device=device,
-                            label="signal model")
+                            label="signal model", share_key=key(w_init, learn_w))
     # min_steps stretches both phases alike, so the warm-up stays the same share of the training
     total = planned_epochs(len(train_index), train)
     warm_epochs = math.ceil(w_warmup_epochs * total / train.epochs)
     warmup = replace(train, epochs=warm_epochs, keep_best=1, patience=None, min_steps=None)
     warmed = train_module(lambda: build_mixture(build_signal(), w_init, False, w_step_scale),
                           train_data, val_data, loss, validate, warmup, seed=seed, device=device,
-                          label="signal model at fixed w")
+                          label="signal model at fixed w", share_key=key(w_init, False))
     warmed_state = warmed.states[0]
 
     def build_warmed():
@@ -200,7 +210,8 @@ def fit_mixture(
     # a seed of its own: seed + 1 would be a neighbouring fit's seed (the splits' seeds are consecutive)
     rest_seed = int(np.random.SeedSequence([seed, WARMED_SEED_KEY]).generate_state(1)[0])
     trained = train_module(build_warmed, train_data, val_data, loss, validate, rest, seed=rest_seed,
-                           device=device, label="signal model")
+                           device=device, label="signal model",
+                           share_key=key(w_init, "after the warm-up", seed, hashed_settings(warmup)))
     trained.record.seconds += warmed.record.seconds
     return trained
 

@@ -571,23 +571,27 @@ def test_variants_of_one_run_train_their_common_background_flow_once(tmp_path):
     from adbench.results import ResultStore
 
     fast = load_preset("ranode", "fast")
-    variants = {"tiny-a": TINY, "tiny-b": {**TINY, "w_init": 0.01}, "tiny-c": {**TINY, "background_flows": 2}}
+    variants = {"tiny-a": TINY, "tiny-b": {**TINY, "w_init": 0.01}, "tiny-c": {**TINY, "background_flows": 2},
+                "tiny-d": {**TINY, "signal_splits": 2, "signal_split_selection": "likelihood"}}
     specs = [MethodSpec("ranode", Preset("ranode", name, merge_tables(fast.params, params), fast.template))
              for name, params in variants.items()]
     dataset = synthetic_dataset(20_000, 2_000, 5_000, seed=data_seed(1))
     config = RunConfig(methods=specs, windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path,
                        classifier=ClassifierConfig(n_models=1, max_iter=20))
-    assert run_benchmark(dataset, config).finished == 3
+    assert run_benchmark(dataset, config).finished == 4
     by = {r.profile: r for r in ResultStore(tmp_path).load()}
     assert "trainings_from_other_tasks" not in by["tiny-a"].method_info
     flow = by["tiny-a"].method_info["background_flow"]
-    for name in ("tiny-b", "tiny-c"):
+    # b: the flow (its signal fit starts at another w); c: the first flow and the signal fit (its p_bkg
+    # differs: no); d: the flow and split 0's signal fit, the same as a's
+    for name, taken in (("tiny-b", 1), ("tiny-c", 1), ("tiny-d", 2)):
         info = by[name].method_info
-        assert info["trainings_from_other_tasks"] == 1, name
+        assert info["trainings_from_other_tasks"] == taken, name
         assert info["background_flow"].get("best_val_loss_members", [info["background_flow"]["best_val_loss"]])[0] \
             == flow["best_val_loss"]
         assert by[name].time_fit_window_s > flow["train_seconds"]
     assert by["tiny-b"].method_info["fitted_w"] != by["tiny-a"].method_info["fitted_w"]
+    assert by["tiny-d"].method_info["fitted_w_splits"][0] == round(by["tiny-a"].method_info["fitted_w"], 6)
     alone = RunConfig(methods=specs[1:2], windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path / "alone",
                       classifier=config.classifier)
     assert run_benchmark(dataset, alone).finished == 1
@@ -600,4 +604,5 @@ def test_variants_of_one_run_train_their_common_background_flow_once(tmp_path):
     from adbench.report import build_report
 
     markdown = build_report(list(by.values()), tmp_path, figures=False).write_markdown(tmp_path / "r.md")
-    assert "2 tasks (ranode:tiny-b, ranode:tiny-c) read back 2 trainings that another task" in markdown.read_text()
+    assert "3 tasks (ranode:tiny-b, ranode:tiny-c, ranode:tiny-d) read back 4 trainings that another task" \
+        in markdown.read_text()
