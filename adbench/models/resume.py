@@ -26,6 +26,7 @@ has its record (a failed task keeps it for the next run).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -241,8 +242,6 @@ def next_progress_file(label: str, module: Any, tensors: tuple[Any, ...], config
     earlier = earlier_fingerprints(module, tensors, config, seed, label)
     if share_key is None or scope.shared is None:
         return ProgressFile(scope, path, own, earlier)
-    import hashlib
-
     shared_fingerprint = f"{own}|shared {share_key!r}"
     name = hashlib.blake2b(shared_fingerprint.encode(), digest_size=12).hexdigest()
     return ProgressFile(scope, path, own, earlier, scope.shared / f"{_file_name(label)}-{name}.pt", shared_fingerprint)
@@ -278,8 +277,6 @@ def earlier_fingerprints(module: Any, tensors: tuple[Any, ...], config: Any, see
 def tensors_digest(tensors: tuple[Any, ...]) -> str:
     """A hash of every value of ``tensors`` (any device and dtype): two datasets of the same sizes
     differ in it, so that a training never takes over progress made on other events."""
-    import hashlib
-
     import torch
 
     digest = hashlib.blake2b(digest_size=8)
