@@ -33,6 +33,12 @@ TINY = {
 }
 
 
+def tiny_spec(name: str) -> MethodSpec:
+    """The method at its fast preset with its TINY overrides."""
+    fast = load_preset(name, "fast")
+    return MethodSpec(name, Preset(name, "fast", merge_tables(fast.params, TINY.get(name, {})), fast.template))
+
+
 @pytest.fixture(scope="module")
 def tiny_dataset():
     from adbench.data.synthetic import synthetic_dataset
@@ -63,8 +69,7 @@ def test_class_attributes_and_every_preset_profile_are_valid(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
 def test_runs_through_the_harness(name, tiny_dataset, tmp_path):
-    fast = load_preset(name, "fast")
-    spec = MethodSpec(name, Preset(name, "fast", merge_tables(fast.params, TINY.get(name, {})), fast.template))
+    spec = tiny_spec(name)
     config = RunConfig(methods=[spec], windows=[Window(3.3, 3.7)], n_sigs=[1000], seeds=[0], output=tmp_path,
                        classifier=ClassifierConfig(n_models=1, max_iter=40))
     summary = run_benchmark(tiny_dataset, config)
@@ -107,8 +112,7 @@ def test_a_second_fit_reads_back_every_training(name, tiny_dataset, tmp_path, mo
     from adbench.harness import make_model
     from adbench.models import resume
 
-    fast = load_preset(name, "fast")
-    spec = MethodSpec(name, Preset(name, "fast", merge_tables(fast.params, TINY.get(name, {})), fast.template))
+    spec = tiny_spec(name)
     window = Window(3.3, 3.7)
     split = tiny_dataset.split(1000, 0, [window])
     classifier = ClassifierConfig(n_models=1, max_iter=40)

@@ -376,14 +376,8 @@ def test_progress_made_on_other_events_of_the_same_sizes_is_not_taken_over(tmp_p
     (x, y), val = regression()
     x = x.clone()
     x[0, 0] += 1.0
-    calls = {"n": 0}
-
-    def counted(module, batch):
-        calls["n"] += 1
-        return mse(module, batch)
-
     for train, steps in ((regression()[0], 0), ((x, y), config.epochs * steps_per_epoch(1600, config))):
-        calls["n"] = 0
+        counted, calls = interrupting(after_steps=10**9)
         with resume.resumable(tmp_path):
             train_module(lambda: torch.nn.Linear(3, 1), train, val, counted, validate, config, seed=0,
                          device="cpu", label="toy")
@@ -419,14 +413,9 @@ def test_a_shareable_training_finished_by_another_task_is_read_back(tmp_path):
     config = TrainConfig(epochs=2, batch_size=256)
     train, val = regression()
     shared = tmp_path / "shared"
-    calls = {"n": 0}
-
-    def counted(module, batch):
-        calls["n"] += 1
-        return mse(module, batch)
 
     def task(folder: str, key) -> tuple:
-        calls["n"] = 0
+        counted, calls = interrupting(after_steps=10**9)
         with resume.resumable(tmp_path / folder, shared):
             trained = train_module(lambda: torch.nn.Linear(3, 1), train, val, counted, validate, config, seed=0,
                                    device="cpu", label="toy", share_key=key)
