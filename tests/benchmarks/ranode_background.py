@@ -17,7 +17,8 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
         --output reports/ranode-background-cpu.json
 
 ``--background-epochs`` trains the ``flow`` background longer than the profile does, and
-``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF.
+``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF;
+``--background-transforms`` and ``--background-hidden`` change its size (``flow`` and ``flow-sr``).
 ``--signal-splits K`` ensembles K signal fits on different train/validation splits (``signal_splits``,
 the authors' 20); split 0 is the single fit, so each row also gives every split's own w.
 ``--signal-split-selection likelihood`` ensembles only the splits whose held-out likelihood ratio is
@@ -58,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="train the background flow this many epochs instead of the profile's")
     parser.add_argument("--background-kind", choices=("maf", "nsf"), default=None,
                         help="the background flow's transforms instead of the profile's")
+    parser.add_argument("--background-transforms", type=int, default=None,
+                        help="the background flow's number of transforms instead of the profile's")
+    parser.add_argument("--background-hidden", type=int, default=None,
+                        help="the background flow's hidden units per layer instead of the profile's")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
     parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
@@ -165,8 +170,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     settings = load_preset("ranode", args.profile).params
     if args.background_epochs is not None:
         settings = {**settings, "train": {**settings["train"], "epochs": args.background_epochs}}
-    if args.background_kind is not None:
-        settings = {**settings, "flow": {**settings["flow"], "kind": args.background_kind}}
+    for key in ("kind", "transforms", "hidden"):
+        if getattr(args, f"background_{key}") is not None:
+            settings = {**settings, "flow": {**settings["flow"], key: getattr(args, f"background_{key}")}}
     if args.signal_splits is not None:
         settings = {**settings, "signal_splits": args.signal_splits}
     if args.signal_split_selection is not None:
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "flow_seed_offset": args.flow_seed_offset,
                        "background_kind": (settings["flow"].get("kind", "maf") if background.startswith("flow")
                                            else "exact"),
+                       **({key: settings["flow"][key] for key in ("transforms", "hidden") if key in settings["flow"]}
+                          if background.startswith("flow") else {}),
                        **({"flow_sr_events": method.flow_sr_events_} if background == "flow-sr" else {}),
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
