@@ -396,15 +396,16 @@ def synthetic_dataset(
     events = make_synthetic(n_background, n_signal, seed, model)
     extra = model.sample_background(n_reference, np.random.default_rng([seed, 7]))
     held = HeldOutSample.of(extra, "generator", (float(M_GRID[0]), float(M_GRID[-1])))
-    return Dataset(name, events, (held,), HoldOut("none"), version=generator_version(calibration))
+    return Dataset(name, events, (held,), HoldOut("none"), version=generator_version(calibration, seed))
 
 
-def generator_version(calibration: Path | None = None) -> str:
+def generator_version(calibration: Path | None = None, seed: int = 0) -> str:
     """``synthetic/<GENERATOR_VERSION>``, plus a hash of the calibration file's content when it is not
-    the shipped one (a recalibrated generator makes other data)."""
+    the shipped one (a recalibrated generator makes other data) and ``+seed<k>`` for another generator
+    seed than 0 (other events). The event counts need no mark: they are in every record's sizes."""
     version = f"synthetic/{GENERATOR_VERSION}"
-    if calibration is None or Path(calibration).resolve() == CALIBRATION_FILE.resolve():
-        return version
-    import hashlib
+    if calibration is not None and Path(calibration).resolve() != CALIBRATION_FILE.resolve():
+        import hashlib
 
-    return f"{version}+{hashlib.sha256(Path(calibration).read_bytes()).hexdigest()[:10]}"
+        version += f"+{hashlib.sha256(Path(calibration).read_bytes()).hexdigest()[:10]}"
+    return version if seed == 0 else f"{version}+seed{seed}"

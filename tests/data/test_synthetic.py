@@ -89,6 +89,8 @@ def test_a_recalibrated_generator_is_another_version_and_bad_masses_are_refused(
     custom = tmp_path / "calib.json"
     custom.write_text(CALIBRATION_FILE.read_text().replace("1.3097263460678685", "1.31"))
     assert generator_version(custom).startswith(f"synthetic/{GENERATOR_VERSION}+")
+    assert generator_version(seed=4) == f"synthetic/{GENERATOR_VERSION}+seed4"  # other events, another version
+    assert generator_version(custom, 4).endswith("+seed4") and generator_version(custom, 4) != generator_version(seed=4)
     with pytest.raises(DataError, match="outside the jet masses' support"):
         load_calibration().background.sample(np.array([3.5, np.nan]), np.random.default_rng(0))
 
