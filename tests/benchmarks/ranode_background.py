@@ -22,7 +22,9 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
 ``--signal-splits K`` ensembles K signal fits on different train/validation splits (``signal_splits``,
 the authors' 20); split 0 is the single fit, so each row also gives every split's own w.
 ``--signal-split-selection likelihood`` ensembles only the splits whose held-out likelihood ratio is
-near the best split's (``signal_split_selection``). ``--flow-seed-offset K`` starts the ``flow``
+near the best split's (``signal_split_selection``). ``--flow-sr-events N`` trains the ``flow-sr``
+background on N SR background events drawn from the generator instead of the held-out ones: whether
+its error shrinks with more training events. ``--flow-seed-offset K`` starts the ``flow``
 background's training from another random seed (the method's seed + K) with the data, the signal fits
 and their seeds unchanged: whether a biased w comes from one training of the background or from the
 sidebands it learns.
@@ -69,6 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how the signal splits are combined (RanodeSettings.signal_split_selection)")
     parser.add_argument("--w-warmup-epochs", type=int, default=None,
                         help="signal epochs with w held at w_init before it is fitted (RanodeSettings.w_warmup_epochs)")
+    parser.add_argument("--flow-sr-events", type=int, default=None,
+                        help="flow-sr: train on this many SR background events drawn from the generator instead "
+                             "of the held-out ones (whether the SR flow's error shrinks with its training events)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
                         help="train the flow background from the method's seed plus this")
     parser.add_argument("--threads", type=int, default=1)
@@ -93,10 +98,26 @@ class GeneratorDensity:
         return {"kind": "generator"}
 
 
-def ranode_with(background: str, flow_seed_offset: int = 0, truth=None):
+def generated_sr_background(model, window, n: int, features, seed: int):
+    """``n`` background events drawn from the generator with masses in ``window``'s SR."""
+    from adbench.data.events import Events
+    from adbench.data.features import ALL_FEATURES
+    from adbench.data.synthetic import M_GRID, _mjj_density
+
+    rng = np.random.default_rng([seed, 1729])
+    density = _mjj_density(M_GRID, *model.background_mjj)
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
+    cdf /= cdf[-1]
+    low, high = np.interp([window.low, window.high], M_GRID, cdf)
+    m = np.interp(rng.uniform(low, high, n), cdf, M_GRID)
+    events = Events(m, model.background.sample(m, rng), np.zeros(n, np.int8), ALL_FEATURES)
+    return events.with_features(features)
+
+
+def ranode_with(background: str, flow_seed_offset: int = 0, truth=None, flow_sr_events: int | None = None):
     """The Ranode class whose fixed background is ``background`` (one of BACKGROUNDS), its ``flow``
     trained from the method's seed + ``flow_seed_offset``; ``truth``: the split's ``Truth`` in the SR
-    (for ``flow-sr``)."""
+    (for ``flow-sr``, which trains on ``flow_sr_events`` generated SR events instead where given)."""
     from adbench.data.synthetic import load_calibration
     from adbench.methods.ranode import Ranode, background_mass_log_density
 
@@ -117,7 +138,11 @@ def ranode_with(background: str, flow_seed_offset: int = 0, truth=None):
 
     class GeneratorRanode(Ranode):
         def _fit_background(self, events, sidebands, window) -> None:
-            if background == "flow-sr":
+            if background == "flow-sr" and flow_sr_events is not None:
+                true_sr = generated_sr_background(model, window, flow_sr_events, events.features, self.seed)
+                super()._fit_background(events, true_sr, window)
+                self.flow_sr_events_ = len(true_sr)
+            elif background == "flow-sr":
                 n = min(len(truth.background), len(sidebands))
                 true_sr = truth.background.select(np.sort(np.random.default_rng(self.seed).permutation(
                     len(truth.background))[:n]))
@@ -187,7 +212,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             test = split.test_in(window)
             for background in args.backgrounds.split(","):
                 started = time.perf_counter()
-                ranode = ranode_with(background, args.flow_seed_offset, split.truth_in(window))
+                ranode = ranode_with(background, args.flow_seed_offset, split.truth_in(window), args.flow_sr_events)
                 method = ranode(seed=seed, settings=settings).fit(split.data, window)
                 score = method.score(test, window)
                 info = method.info()
@@ -198,7 +223,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                            else "exact"),
                        **({key: settings["flow"][key] for key in ("transforms", "hidden") if key in settings["flow"]}
                           if background.startswith("flow") else {}),
-                       **({"flow_sr_events": method.flow_sr_events_} if background == "flow-sr" else {}),
+                       **({"flow_sr_events": method.flow_sr_events_,
+                           "flow_sr_source": "generated" if args.flow_sr_events else "held-out"}
+                          if background == "flow-sr" else {}),
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),
                        "signal_splits": info["signal_splits"],
