@@ -24,7 +24,7 @@ the authors' 20); split 0 is the single fit, so each row also gives every split'
 ``--signal-split-selection likelihood`` ensembles only the splits whose held-out likelihood ratio is
 near the best split's (``signal_split_selection``). ``--flow-sr-events N`` trains the ``flow-sr``
 background on N SR background events drawn from the generator instead of the held-out ones: whether
-its error shrinks with more training events. ``--flow-seed-offset K`` starts the ``flow``
+its error shrinks with more training events. ``--flow-seed-offset K`` starts the ``flow`` (or ``flow-sr``)
 background's training from another random seed (the method's seed + K) with the data, the signal fits
 and their seeds unchanged: whether a biased w comes from one training of the background or from the
 sidebands it learns.
@@ -116,27 +116,24 @@ def generated_sr_background(model, window, n: int, features, seed: int):
 
 def ranode_with(background: str, flow_seed_offset: int = 0, truth=None, flow_sr_events: int | None = None):
     """The Ranode class whose fixed background is ``background`` (one of BACKGROUNDS), its ``flow``
-    trained from the method's seed + ``flow_seed_offset``; ``truth``: the split's ``Truth`` in the SR
+    (and ``flow-sr``) trained from the method's seed + ``flow_seed_offset``; ``truth``: the split's ``Truth`` in the SR
     (for ``flow-sr``, which trains on ``flow_sr_events`` generated SR events instead where given)."""
     from adbench.data.synthetic import load_calibration
     from adbench.methods.ranode import Ranode, background_mass_log_density
 
+    class OffsetRanode(Ranode):
+        def _new_flow(self, seed, train=None):  # Ranode's only flow is the background
+            return super()._new_flow(seed + flow_seed_offset, train)
+
     if background == "flow":
-        if flow_seed_offset == 0:
-            return Ranode
-
-        class OffsetRanode(Ranode):
-            def _new_flow(self, seed, train=None):  # Ranode's only flow is the background
-                return super()._new_flow(seed + flow_seed_offset, train)
-
-        return OffsetRanode
-    if flow_seed_offset:
-        raise SystemExit(f"--flow-seed-offset applies to the flow background, not to {background!r}")
+        return OffsetRanode if flow_seed_offset else Ranode
+    if flow_seed_offset and background != "flow-sr":
+        raise SystemExit(f"--flow-seed-offset applies to the flow and flow-sr backgrounds, not to {background!r}")
     if background not in BACKGROUNDS:
         raise SystemExit(f"unknown background {background!r}; choose from {', '.join(BACKGROUNDS)}")
     model = load_calibration()
 
-    class GeneratorRanode(Ranode):
+    class GeneratorRanode(OffsetRanode):
         def _fit_background(self, events, sidebands, window) -> None:
             if background == "flow-sr" and flow_sr_events is not None:
                 true_sr = generated_sr_background(model, window, flow_sr_events, events.features, self.seed)
@@ -190,6 +187,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from adbench.metrics import roc_auc, sensitivity
 
     torch.set_num_threads(args.threads)
+    for background in args.backgrounds.split(","):  # refused before any training, not after the first
+        ranode_with(background, args.flow_seed_offset)
     (window,) = make_windows(parse_windows(args.sr, None))
     dataset = load_dataset("synthetic")
     settings = load_preset("ranode", args.profile).params
@@ -237,10 +236,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           if key in info},
                        **({"test_auc_splits": split_test_aucs(method, test, window)}
                           if len(method.splits_) > 1 else {}),
+                       **({"background_flow": info["background_flow"]} if "background_flow" in info else {}),
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
                        "seconds": round(time.perf_counter() - started, 1)}
-                print(json.dumps(row), flush=True)
+                print(json.dumps(row, default=str), flush=True)
                 rows.append(row)
     if args.output is not None:
         command = " ".join(["tests/benchmarks/ranode_background.py", *(argv if argv is not None else sys.argv[1:])])
