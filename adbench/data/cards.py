@@ -158,7 +158,7 @@ def _load_synthetic(card: DatasetCard, data_dir: str | Path | None):
         calibration = (card.path.parent / calibration) if not Path(calibration).is_absolute() else Path(calibration)
     try:
         return synthetic_dataset(name=card.name, calibration=calibration, **options)
-    except TypeError as error:
+    except (TypeError, ConfigError) as error:
         raise ConfigError(f"{card.path}: bad [synthetic] table ({error})") from None
 
 

@@ -392,6 +392,11 @@ def synthetic_dataset(
     """
     from adbench.data.dataset import Dataset, HeldOutSample, HoldOut
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        from adbench.errors import ConfigError
+
+        raise ConfigError(f"synthetic data: the generator seed must be a whole number >= 0, not {seed!r}")
+    seed = int(seed)
     model = load_calibration(calibration)
     events = make_synthetic(n_background, n_signal, seed, model)
     extra = model.sample_background(n_reference, np.random.default_rng([seed, 7]))

@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     for background in args.backgrounds.split(","):  # refused before any training, not after the first
         ranode_with(background, args.flow_seed_offset)
+    if args.flow_sr_events is not None and (args.flow_sr_events < 1000 or "flow-sr" not in args.backgrounds.split(",")):
+        raise SystemExit("--flow-sr-events needs --backgrounds flow-sr and at least 1000 events")
     (window,) = make_windows(parse_windows(args.sr, None))
     dataset = load_dataset("synthetic")
     settings = load_preset("ranode", args.profile).params
@@ -223,7 +225,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        **({key: settings["flow"][key] for key in ("transforms", "hidden") if key in settings["flow"]}
                           if background.startswith("flow") else {}),
                        **({"flow_sr_events": method.flow_sr_events_,
-                           "flow_sr_source": "generated" if args.flow_sr_events else "held-out"}
+                           "flow_sr_source": "generated" if args.flow_sr_events is not None else "held-out"}
                           if background == "flow-sr" else {}),
                        "true_w": round(float(sr.label.mean()), 6), "fitted_w": round(info["fitted_w"], 6),
                        "heldout_w": round(info["heldout_w"], 6), "heldout_w_error": round(info["heldout_w_error"], 6),

@@ -81,9 +81,9 @@ def test_the_exact_background_density_is_normalised_and_matches_its_samples():
     assert np.allclose(from_latent(z), x, rtol=1e-5, atol=1e-6)  # the exact inverse, tails included
 
 
-def test_a_recalibrated_generator_is_another_version_and_bad_masses_are_refused(tmp_path):
+def test_a_recalibrated_generator_or_another_seed_is_another_version_and_bad_input_is_refused(tmp_path):
     from adbench.data.synthetic import CALIBRATION_FILE, generator_version
-    from adbench.errors import DataError
+    from adbench.errors import ConfigError, DataError
 
     assert generator_version() == generator_version(CALIBRATION_FILE) == f"synthetic/{GENERATOR_VERSION}"
     custom = tmp_path / "calib.json"
@@ -91,6 +91,9 @@ def test_a_recalibrated_generator_is_another_version_and_bad_masses_are_refused(
     assert generator_version(custom).startswith(f"synthetic/{GENERATOR_VERSION}+")
     assert generator_version(seed=4) == f"synthetic/{GENERATOR_VERSION}+seed4"  # other events, another version
     assert generator_version(custom, 4).endswith("+seed4") and generator_version(custom, 4) != generator_version(seed=4)
+    for bad in (True, -1, "5", 2.0):
+        with pytest.raises(ConfigError, match="generator seed must be a whole number"):
+            synthetic_dataset(1000, 100, 1000, seed=bad)
     with pytest.raises(DataError, match="outside the jet masses' support"):
         load_calibration().background.sample(np.array([3.5, np.nan]), np.random.default_rng(0))
 
