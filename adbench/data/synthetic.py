@@ -295,10 +295,18 @@ class SyntheticModel:
             source=raw.get("source", ""),
         )
 
-    def sample_background(self, n: int, rng: np.random.Generator) -> Events:
+    def sample_background(self, n: int, rng: np.random.Generator,
+                          mass_range: tuple[float, float] | None = None) -> Events:
+        """``n`` background events, their masses from the whole spectrum or, given ``mass_range``
+        (low, high) in TeV, from the spectrum restricted to it."""
         density = _mjj_density(M_GRID, *self.background_mjj)
         cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
-        m = np.interp(rng.random(n), cdf / cdf[-1], M_GRID)
+        cdf /= cdf[-1]
+        if mass_range is None:
+            u = rng.random(n)
+        else:
+            u = rng.uniform(*np.interp(mass_range, M_GRID, cdf), n)
+        m = np.interp(u, cdf, M_GRID)
         return Events(m, self.background.sample(m, rng), np.zeros(n, np.int8), ALL_FEATURES)
 
     def background_mass_log_prob(self, m: np.ndarray, low: float, high: float) -> np.ndarray:

@@ -100,18 +100,8 @@ class GeneratorDensity:
 
 def generated_sr_background(model, window, n: int, features, seed: int):
     """``n`` background events drawn from the generator with masses in ``window``'s SR."""
-    from adbench.data.events import Events
-    from adbench.data.features import ALL_FEATURES
-    from adbench.data.synthetic import M_GRID, _mjj_density
-
     rng = np.random.default_rng([seed, 1729])
-    density = _mjj_density(M_GRID, *model.background_mjj)
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]))])
-    cdf /= cdf[-1]
-    low, high = np.interp([window.low, window.high], M_GRID, cdf)
-    m = np.interp(rng.uniform(low, high, n), cdf, M_GRID)
-    events = Events(m, model.background.sample(m, rng), np.zeros(n, np.int8), ALL_FEATURES)
-    return events.with_features(features)
+    return model.sample_background(n, rng, (window.low, window.high)).with_features(features)
 
 
 def ranode_with(background: str, flow_seed_offset: int = 0, truth=None, flow_sr_events: int | None = None):
