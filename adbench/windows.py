@@ -84,6 +84,16 @@ class Window:
         return f"SR {self.low:g}-{self.high:g} TeV"
 
 
+def check_sideband_width(width: float | None, name: str = "sideband_width") -> None:
+    """Refuse a sideband width that is neither ``None`` (everything outside the SR) nor a positive
+    finite number of TeV (a bool, a string or 0 would select nothing, or everything, silently)."""
+    if width is None:
+        return
+    if isinstance(width, bool) or not isinstance(width, int | float) or not (np.isfinite(width) and width > 0):
+        raise ConfigError(f"{name} must be a positive width in TeV (or unset: everything outside the SR), "
+                          f"got {width!r}")
+
+
 def scan_windows(start: float, stop: float, width: float, step: float | None = None) -> list[Window]:
     """Sliding signal regions of ``width`` from ``start`` to at most ``stop`` TeV.
 

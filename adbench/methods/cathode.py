@@ -24,7 +24,8 @@ from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow, FlowConfig, check_backend
 from adbench.models.training import TrainConfig, split_sizes, steps_per_epoch
 from adbench.preprocessing import LogitScaler
-from adbench.windows import Window
+from adbench.settings import ADDED_LATER
+from adbench.windows import Window, check_sideband_width
 
 MIN_TRAIN_EVENTS = 100
 
@@ -55,6 +56,23 @@ class FlowMethodSettings:
     )
 
 
+@dataclass(frozen=True)
+class SidebandFlowSettings(FlowMethodSettings):
+    """The settings of a method whose background flow trains per window on the sidebands.
+
+    Attributes:
+        sideband_width: TeV on each side of the SR whose events the background flow (and the mass
+            trend, if any) trains on; ``None`` (the default, CATHODE's): everything outside the SR.
+            Narrow sidebands give fewer events but ask the flow to interpolate p(x | m) across the SR
+            from the masses next to it only.
+    """
+
+    sideband_width: float | None = field(default=None, metadata=ADDED_LATER)
+
+    def __post_init__(self) -> None:
+        check_sideband_width(self.sideband_width)
+
+
 class _FlowMethod(BackgroundModel):
     """Builds the conditional flows of a method from its settings."""
 
@@ -79,15 +97,18 @@ class _FlowMethod(BackgroundModel):
     def _sidebands(self, events: Events, window: Window | None) -> Events:
         if window is None:
             raise MethodFailure(f"{self.name} is fitted per window; the harness passed no window")
-        sidebands = events.select(window.in_sidebands(events.m))
+        width = self.config.sideband_width
+        sidebands = events.select(window.in_sidebands(events.m, width))
         if len(sidebands) < MIN_TRAIN_EVENTS:
-            raise MethodFailure(f"{window}: only {len(sidebands)} sideband events to train the background flow")
+            within = "" if width is None else f" within {width:g} TeV of the SR"
+            raise MethodFailure(f"{window}: only {len(sidebands)} sideband events{within} to train the background flow")
         return sidebands
 
 
 @dataclass(frozen=True)
-class CathodeSettings(MassTrendSettings, FlowMethodSettings):
-    """CATHODE's settings: the flow's, plus ``mass_trend`` (fitted on the sidebands, like the flow)."""
+class CathodeSettings(MassTrendSettings, SidebandFlowSettings):
+    """CATHODE's settings: the flow's and its sidebands' (``SidebandFlowSettings``), plus ``mass_trend``
+    (fitted on the sidebands, like the flow)."""
 
 
 @register
@@ -130,7 +151,7 @@ DATA_FLOW_STEPS = ("background", "epochs")
 
 
 @dataclass(frozen=True)
-class AnodeSettings(MassTrendSettings, FlowMethodSettings):
+class AnodeSettings(MassTrendSettings, SidebandFlowSettings):
     """ANODE's settings: the family's tables for both flows, ``mass_trend`` (fitted on the sidebands,
     applied to the features of both flows), and
 

@@ -44,6 +44,9 @@ class MassTrendSettings:
         if wrong:
             raise ConfigError(f"mass_trend_kind {self.mass_trend_kind!r} applies to {', '.join(allowed)} only, "
                               f"not to {', '.join(wrong)}")
+        parent = getattr(super(), "__post_init__", None)  # the other settings bases' checks
+        if parent is not None:
+            parent()
 
 
 def trend_columns(method: str, settings: MassTrendSettings, features: Sequence[str]) -> tuple[int, ...]:

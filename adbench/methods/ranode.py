@@ -49,7 +49,7 @@ from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
-from adbench.methods.cathode import MIN_TRAIN_EVENTS, FlowMethodSettings, _FlowMethod, likelihood_ratio
+from adbench.methods.cathode import MIN_TRAIN_EVENTS, SidebandFlowSettings, _FlowMethod, likelihood_ratio
 from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow
@@ -85,7 +85,7 @@ class SignalSettings:
 
 
 @dataclass(frozen=True)
-class RanodeSettings(MassTrendSettings, FlowMethodSettings):
+class RanodeSettings(MassTrendSettings, SidebandFlowSettings):
     """R-ANODE's settings: ``flow`` and ``train`` are the background flow's (the family's tables);
     ``mass_trend`` (fitted on the sidebands) transforms the features before both densities see them,
     so its Jacobian cancels in the mixture's w and in the score.
@@ -95,7 +95,8 @@ class RanodeSettings(MassTrendSettings, FlowMethodSettings):
         w_init: initial signal fraction (the paper draws it in [0.001, 0.01]).
         learn_w: fit w (True) or keep it at ``w_init`` (the paper's fixed-w mode).
         w_step_scale: the logit of w is this factor times its trained parameter (1: the paper's).
-        mass_sideband_width: TeV on each side of the SR for the dijet fit of p_bkg(m).
+        mass_sideband_width: TeV on each side of the SR for the dijet fit of p_bkg(m) (the background
+            flow's own sidebands are ``sideband_width``, ``SidebandFlowSettings``).
         mass_bins: bins of the histogram of p_sig(m) over the SR.
         mass_samples: signal-flow draws for that histogram.
         signal_splits: signal fits on different train/validation splits of the SR data, ensembled

@@ -30,7 +30,7 @@ from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig,
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import SCALERS
 from adbench.settings import settings_dict
-from adbench.windows import Window
+from adbench.windows import Window, check_sideband_width
 
 PREPROCESSING = tuple(SCALERS)
 
@@ -65,6 +65,10 @@ class VCRSettings(FlowMatchingSettings):
     """
 
     sideband_width: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sideband_width(self.sideband_width)
 
 
 class _CFMMethod(BackgroundModel):

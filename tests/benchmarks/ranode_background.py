@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the background flow's number of transforms instead of the profile's")
     parser.add_argument("--background-hidden", type=int, default=None,
                         help="the background flow's hidden units per layer instead of the profile's")
+    parser.add_argument("--background-sideband-width", type=float, default=None,
+                        help="flow: train the sideband flow on the events within this many TeV of the SR only "
+                             "(RanodeSettings.sideband_width) instead of everything outside it")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
     parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
@@ -173,12 +176,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from adbench.arguments import make_windows, parse_windows
     from adbench.data.cards import load_dataset
     from adbench.environment import environment_summary
+    from adbench.errors import ConfigError
     from adbench.methods.presets import load_preset
+    from adbench.methods.ranode import Ranode
     from adbench.metrics import roc_auc, sensitivity
+    from adbench.settings import build_settings
 
     torch.set_num_threads(args.threads)
     for background in args.backgrounds.split(","):  # refused before any training, not after the first
         ranode_with(background, args.flow_seed_offset)
+    if args.background_sideband_width is not None and args.backgrounds != "flow":
+        raise SystemExit("--background-sideband-width narrows the sideband flow's events: it needs --backgrounds flow")
     if args.flow_sr_events is not None and (args.flow_sr_events < 1000 or "flow-sr" not in args.backgrounds.split(",")):
         raise SystemExit("--flow-sr-events needs --backgrounds flow-sr and at least 1000 events")
     (window,) = make_windows(parse_windows(args.sr, None))
@@ -189,12 +197,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for key in ("kind", "transforms", "hidden"):
         if getattr(args, f"background_{key}") is not None:
             settings = {**settings, "flow": {**settings["flow"], key: getattr(args, f"background_{key}")}}
+    if args.background_sideband_width is not None:
+        settings = {**settings, "sideband_width": args.background_sideband_width}
     if args.signal_splits is not None:
         settings = {**settings, "signal_splits": args.signal_splits}
     if args.signal_split_selection is not None:
         settings = {**settings, "signal_split_selection": args.signal_split_selection}
     if args.w_warmup_epochs is not None:
         settings = {**settings, "w_warmup_epochs": args.w_warmup_epochs}
+    try:  # the settings are refused before the data are split, not when the first method is built
+        build_settings(Ranode.Settings, settings, f"ranode:{args.profile} settings")
+    except ConfigError as error:
+        raise SystemExit(f"ranode:{args.profile} with these options: {error}") from None
     rows = []
     for n_sig in (int(v) for v in args.n_sig.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -214,6 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                            else "exact"),
                        **({key: settings["flow"][key] for key in ("transforms", "hidden") if key in settings["flow"]}
                           if background.startswith("flow") else {}),
+                       **({"sideband_width": settings["sideband_width"], "sideband_events": info["sideband_events"]}
+                          if "sideband_width" in settings else {}),
                        **({"flow_sr_events": method.flow_sr_events_,
                            "flow_sr_source": "generated" if args.flow_sr_events is not None else "held-out"}
                           if background == "flow-sr" else {}),

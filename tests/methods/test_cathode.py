@@ -125,6 +125,28 @@ def test_needs_a_window_and_sidebands(small_split):
         Cathode(settings=TINY).fit(only_sr, WINDOW)
 
 
+@pytest.mark.parametrize("name", ["cathode", "anode", "ranode"])
+def test_sideband_width_narrows_the_background_flows_events_and_bad_widths_are_refused(small_split, name):
+    """``sideband_width`` trains the background flow (and the mass trend) on the events within that many
+    TeV of the SR only; unset, on everything outside it."""
+    data = small_split.data
+    settings = {**TINY, "mass_trend": ["delta_R"], "mass_trend_kind": "quantile", "sideband_width": 0.4}
+    if name == "ranode":
+        settings["signal"] = {"train": {"epochs": 1, "batch_size": 256}}
+    model = get_method_class(name)(seed=0, settings=settings).fit(data, WINDOW)
+    near = data.select(WINDOW.in_sidebands(data.m, 0.4))
+    assert 0 < len(near) < int(WINDOW.in_sidebands(data.m).sum())
+    assert model.info()["sideband_events"] == len(near)
+    assert model.trend_.m_range_ == (float(near.m.min()), float(near.m.max()))
+    assert 2.9 <= near.m.min() and near.m.max() < 4.1
+    for bad in (0, -0.2, True, "0.4", float("inf")):
+        with pytest.raises(ConfigError, match="sideband_width must be a positive width in TeV"):
+            get_method_class(name).Settings(sideband_width=bad)
+    thin = data.select((data.m > 3.2) & (data.m < 3.8))
+    with pytest.raises(MethodFailure, match=r"sideband events within 0.001 TeV of the SR"):
+        get_method_class(name)(settings={**TINY, "sideband_width": 0.001}).fit(thin, WINDOW)
+
+
 def test_anode_scores_test_events(small_split):
     model = Anode(seed=0, settings=TINY).fit(small_split.data, WINDOW)
     test = small_split.test_in(WINDOW)

@@ -236,6 +236,9 @@ def test_vcr_trains_on_the_sidebands_only(tiny_split):
         VCR(settings=TINY).fit(data, None)
     with pytest.raises(MethodFailure, match="both sides"):
         VCR(settings=TINY).fit(data.select(data.m < 3.5), window)
+    for bad in (0, -0.3, True, "0.3"):
+        with pytest.raises(ConfigError, match="sideband_width must be a positive width in TeV"):
+            VCR.Settings(sideband_width=bad)
 
 
 def test_same_seed_same_template(tiny_split):
