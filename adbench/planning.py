@@ -71,6 +71,13 @@ class WindowTask:
         """The tasks that may repeat one another's trainings: those of one window, N_sig and seed."""
         return f"{self.window.name}_{self.n_sig}_{self.seed}"
 
+    def may_repeat_trainings_of(self, other: Task) -> bool:
+        """Whether this task may train what ``other`` trains (variants of one method in one share
+        group, e.g. two R-ANODE profiles' identical background flow): started after ``other``, it reads
+        that training back instead of repeating it."""
+        return (isinstance(other, WindowTask) and other.share_group == self.share_group
+                and other.spec.name == self.spec.name)
+
 
 Task = FitTask | WindowTask
 

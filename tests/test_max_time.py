@@ -142,6 +142,36 @@ def test_a_fit_starts_only_when_its_first_window_fits_too():
     assert (left, backend.ran) == (2, ["a", "d"])
 
 
+class TwoSlots(StubBackend):
+    def slots(self) -> int:
+        return 2
+
+
+def test_with_two_slots_a_variant_of_a_running_task_waits_while_other_tasks_can_start():
+    """Two R-ANODE variants on one window, N_sig and seed may train the same background flow: the
+    second starts after the first (and reads it back) while another task fills the second slot, but
+    no slot idles for it."""
+    def task(key, index, name, profile, window=None):
+        window = window or Window()
+        spec = MethodSpec(name, Preset(name, profile, {}, TemplateSpec()))
+        return WindowTask(key, ("d", window.name, name, 0, 0, key), spec, window, 0, 0, key, index)
+
+    tasks = [task("A", 0, "ranode", "cpu"), task("B", 1, "ranode", "cpu-warm"), task("C", 2, "cathode", "cpu"),
+             task("D", 3, "ranode", "cpu", Window(3.5, 3.9))]
+    plan = Plan(tasks, len(tasks), 0, {})
+    clock = FakeClock()
+    backend = TwoSlots(clock, dict.fromkeys("ABCD", 1.0))
+    assert drive(plan, backend, StubCosts({}), Budget(None, clock), Sink()) == 0
+    # A and C start together; B (A's variant) only once A has finished, D (another window) at once after
+    assert backend.ran == ["A", "C", "B", "D"]
+    only_variants = TwoSlots(clock, dict.fromkeys("AB", 1.0))
+    drive(Plan(tasks[:2], 2, 0, {}), only_variants, StubCosts({}), Budget(None, clock), Sink())
+    assert only_variants.ran == ["A", "B"]  # nothing else to start: B runs beside A rather than idle a slot
+    one_slot = StubBackend(clock, dict.fromkeys("ABCD", 1.0))
+    drive(plan, one_slot, StubCosts({}), Budget(None, clock), Sink())
+    assert one_slot.ran == ["A", "B", "C", "D"]  # one slot: the plan's order
+
+
 # --- the time box through run_benchmark: stop, then resume -----------------------------------------
 
 CLOCK = FakeClock()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from typing import Any, Protocol
 
 from adbench.costs import CostModel
@@ -73,9 +73,27 @@ class Executor:
         raise NotImplementedError
 
 
+def next_ready(ready: list[tuple[int, Task]], running: Collection[Task]) -> Task:
+    """Take the first task of the heap ``ready`` in plan order that would not repeat a training a
+    running task is doing (``WindowTask.may_repeat_trainings_of``); the first task if every one would.
+    With one slot nothing is running when a task is taken, so the order is the plan's."""
+    def repeats(task: Task) -> bool:
+        return isinstance(task, WindowTask) and any(task.may_repeat_trainings_of(other) for other in running)
+
+    in_order = sorted(ready)
+    entry = next((entry for entry in in_order if not repeats(entry[1])), in_order[0])
+    ready.remove(entry)
+    heapq.heapify(ready)
+    return entry[1]
+
+
 def drive(plan: Plan, backend: Backend, costs: CostModel, budget: Budget, sink: Sink) -> int:
     """Hand the plan's tasks to ``backend`` in plan order as their dependencies finish; returns the
     number of window tasks not started because the time box would have been exceeded.
+
+    With several slots, a task that may repeat a running task's training (variants of one method on
+    one window, N_sig and seed) waits while other tasks can start, so that it reads that training back
+    instead of training it a second time (``next_ready``); no slot is left idle for it.
 
     The first task of a run always starts (until one record is written), whatever its estimate, so
     that every chunk of a time-boxed scan makes progress; a fit is started only when the fit and its
@@ -101,7 +119,7 @@ def drive(plan: Plan, backend: Backend, costs: CostModel, budget: Budget, sink: 
 
     while ready or running:
         while ready and len(running) < backend.slots():
-            _, task = heapq.heappop(ready)
+            task = next_ready(ready, running.values())
             forced = not running and recorded == 0
             if budget.max_time is not None and not forced and not budget.allows(costs.to_start(task, plan).seconds):
                 if isinstance(task, FitTask):
