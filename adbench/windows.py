@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,7 @@ def check_sideband_width(width: float | None, name: str = "sideband_width") -> N
     finite number of TeV (a bool, a string or 0 would select nothing, or everything, silently)."""
     if width is None:
         return
-    if isinstance(width, bool) or not isinstance(width, int | float) or not (np.isfinite(width) and width > 0):
+    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not (np.isfinite(width) and width > 0):
         raise ConfigError(f"{name} must be a positive width in TeV (or unset: everything outside the SR), "
                           f"got {width!r}")
 

@@ -74,22 +74,27 @@ class Executor:
 
 
 def next_ready(ready: list[tuple[int, Task]], running: Collection[Task]) -> Task:
-    """Take the first task of the heap ``ready`` in plan order that would not repeat a training a
+    """Pop from the heap ``ready`` the first task in plan order that would not repeat a training a
     running task is doing (``WindowTask.may_repeat_trainings_of``); the first task if every one would.
     With one slot nothing is running when a task is taken, so the order is the plan's."""
-    def repeats(task: Task) -> bool:
-        return isinstance(task, WindowTask) and any(task.may_repeat_trainings_of(other) for other in running)
-
-    in_order = sorted(ready)
-    entry = next((entry for entry in in_order if not repeats(entry[1])), in_order[0])
-    ready.remove(entry)
-    heapq.heapify(ready)
+    busy = [task for task in running if isinstance(task, WindowTask)]
+    skipped: list[tuple[int, Task]] = []
+    entry = heapq.heappop(ready)
+    while busy and isinstance(entry[1], WindowTask) and any(entry[1].may_repeat_trainings_of(t) for t in busy):
+        skipped.append(entry)
+        if not ready:
+            entry = skipped.pop(0)  # every ready task would: the first one, rather than an idle slot
+            break
+        entry = heapq.heappop(ready)
+    for other in skipped:
+        heapq.heappush(ready, other)
     return entry[1]
 
 
 def drive(plan: Plan, backend: Backend, costs: CostModel, budget: Budget, sink: Sink) -> int:
-    """Hand the plan's tasks to ``backend`` in plan order as their dependencies finish; returns the
-    number of window tasks not started because the time box would have been exceeded.
+    """Hand the plan's tasks to ``backend`` as their dependencies finish, in plan order but for the
+    deferral below; returns the number of window tasks not started because the time box would have
+    been exceeded.
 
     With several slots, a task that may repeat a running task's training (variants of one method on
     one window, N_sig and seed) waits while other tasks can start, so that it reads that training back

@@ -94,6 +94,12 @@ class _FlowMethod(BackgroundModel):
         config = self.config
         return ConditionalFlow(config.flow, train or config.train, device=self.device, seed=seed)
 
+
+class _SidebandFlowMethod(_FlowMethod):
+    """A flow method whose background flow trains per window on the sidebands (``SidebandFlowSettings``)."""
+
+    Settings = SidebandFlowSettings
+
     def _sidebands(self, events: Events, window: Window | None) -> Events:
         if window is None:
             raise MethodFailure(f"{self.name} is fitted per window; the harness passed no window")
@@ -112,7 +118,7 @@ class CathodeSettings(MassTrendSettings, SidebandFlowSettings):
 
 
 @register
-class Cathode(_FlowMethod):
+class Cathode(_SidebandFlowMethod):
     """CATHODE: template sampled from a conditional flow trained on the sidebands.
 
     Settings: ``CathodeSettings`` (the published setup by default).
@@ -182,7 +188,7 @@ def matched_epochs(train: TrainConfig, n_reference: int, n_events: int) -> int:
 
 
 @register
-class Anode(_FlowMethod):
+class Anode(_SidebandFlowMethod):
     """ANODE: score = log p_data(x | m) - log p_bkg(x | m).
 
     The background flow is CATHODE's (sidebands); the data flow has the same settings and is trained

@@ -49,7 +49,7 @@ from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
-from adbench.methods.cathode import MIN_TRAIN_EVENTS, SidebandFlowSettings, _FlowMethod, likelihood_ratio
+from adbench.methods.cathode import MIN_TRAIN_EVENTS, SidebandFlowSettings, _SidebandFlowMethod, likelihood_ratio
 from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow
@@ -228,7 +228,7 @@ def background_mass_log_density(events_m: np.ndarray, window: Window, sideband_w
 
 
 @register
-class Ranode(_FlowMethod):
+class Ranode(_SidebandFlowMethod):
     """R-ANODE: score = log p_sig(x | m) - log p_bkg(x | m), p_sig fitted on top of a fixed p_bkg.
 
     Settings: ``RanodeSettings``.

@@ -28,6 +28,9 @@ its error shrinks with more training events. ``--flow-seed-offset K`` starts the
 background's training from another random seed (the method's seed + K) with the data, the signal fits
 and their seeds unchanged: whether a biased w comes from one training of the background or from the
 sidebands it learns.
+``--background-sideband-width W`` trains the ``flow`` background on the events within W TeV of the SR
+only (``sideband_width``) instead of everything outside it: whether interpolating from the nearest
+masses costs less than the fewer events.
 
 Prints one JSON line per fit: the true SR signal fraction, the fitted w (trained parameter) and the
 held-out maximum-likelihood w with its Fisher error and log-likelihood ratio, max SIC and the test AUC

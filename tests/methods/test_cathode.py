@@ -17,6 +17,7 @@ from adbench.methods.cathode import Anode, Cathode, matched_epochs  # noqa: E402
 from adbench.methods.presets import load_preset  # noqa: E402
 from adbench.methods.registry import get_method_class  # noqa: E402
 from adbench.metrics import roc_auc  # noqa: E402
+from adbench.settings import hashed_settings  # noqa: E402
 from adbench.windows import Window  # noqa: E402
 from tests.conftest import assert_distinguishable, assert_faithful, data_seed  # noqa: E402
 
@@ -139,6 +140,9 @@ def test_sideband_width_narrows_the_background_flows_events_and_bad_widths_are_r
     assert model.info()["sideband_events"] == len(near)
     assert model.trend_.m_range_ == (float(near.m.min()), float(near.m.max()))
     assert 2.9 <= near.m.min() and near.m.max() < 4.1
+    assert "sideband_width" not in hashed_settings(get_method_class(name)(settings=TINY).config)  # stored hashes
+    assert hashed_settings(model.config)["sideband_width"] == 0.4
+    assert get_method_class(name).Settings(sideband_width=np.float32(0.4)).sideband_width == np.float32(0.4)
     for bad in (0, -0.2, True, "0.4", float("inf")):
         with pytest.raises(ConfigError, match="sideband_width must be a positive width in TeV"):
             get_method_class(name).Settings(sideband_width=bad)
