@@ -17,6 +17,7 @@ import math
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,7 @@ class CostModel:
         self.scale = len(dataset.events) / REFERENCE_EVENTS
         self._dataset = dataset
         self._sr_counts: dict[tuple[Window, int], int] = {}
+        self._sideband_counts: dict[tuple[Window, float | None], int] = {}
         self.config = config
         self._fit_users: dict[str, set[str]] = {fit.key: set() for fit in plan.fits}
         for task in plan.windows:
@@ -185,7 +187,8 @@ class CostModel:
             return Estimate(MARGIN * statistics.median(self._stored_window[key]) + untimed, "results",
                             MARGIN * statistics.median(self._stored_train[key]))
         sr_events = self._sr_data_events(task.window, task.n_sig)
-        (_, train, rest), ratio = _reference_seconds(task.spec, sr_events, self.scale)
+        (_, train, rest), ratio = _reference_seconds(task.spec, sr_events, self.scale,
+                                                     functools.partial(self._sideband_events, task.window))
         training = self.scale * train * ratio
         seconds = training + self.scale * rest * _classifier_ratio(self.config, task.spec)
         return Estimate(seconds + untimed, "guess", training)
@@ -196,6 +199,15 @@ class CostModel:
         if key not in self._sr_counts:
             self._sr_counts[key] = round(self._dataset.expected_sr_data(window, n_sig))
         return self._sr_counts[key]
+
+    def _sideband_events(self, window: Window, width: float | None) -> int:
+        """The dataset's background events in the window's sidebands of ``width`` TeV (None: outside the
+        SR), which a per-window training on the sidebands sees a fixed share of."""
+        key = (window, width)
+        if key not in self._sideband_counts:
+            background = self._dataset.events.m[self._dataset.events.label == 0]
+            self._sideband_counts[key] = int(window.in_sidebands(background, width).sum())
+        return self._sideband_counts[key]
 
     def _fit(self, task: FitTask) -> Estimate:
         return self._less_saved(task, self._fit_whole(task))
@@ -211,7 +223,8 @@ class CostModel:
 
 
 def _reference_seconds(
-    spec: MethodSpec, sr_events: int | None = None, scale: float = 1.0
+    spec: MethodSpec, sr_events: int | None = None, scale: float = 1.0,
+    sideband_events: Callable[[float | None], int] | None = None,
 ) -> tuple[tuple[float, float, float], float]:
     """The table's row for a spec and the factor on its training time: the row of the spec's profile,
     else of the nearest profile it ``extends`` that has one (else ``fast``'s), with the ratio of the
@@ -221,6 +234,10 @@ def _reference_seconds(
     by the epochs and the number of background flows, and that share by the signal fit's optimiser
     steps (``_signal_fit_ratio``) on ``sr_events`` SR data events of a dataset ``scale`` times the
     reference size (None: an SR large enough for every ``min_steps`` to be met by the epochs alone).
+    A per-window training on the sidebands of another ``sideband_width`` than the row's profile
+    (cathode, anode, ranode, vcr; curtains4f4's transport, radot's pairing) scales with the events
+    there: ``sideband_events(width)``, the dataset's events in the window's sidebands of that width
+    (None: the ratio is not taken).
     The caller multiplies the row by ``scale``.
     """
     row_profile = next((p for p in (spec.preset.profile, *spec.preset.lineage) if (spec.name, p) in CPU_SECONDS),
@@ -228,6 +245,10 @@ def _reference_seconds(
     row = CPU_SECONDS.get((spec.name, row_profile), UNKNOWN_SECONDS)
     row_spec = spec if row_profile == spec.preset.profile else MethodSpec.parse(spec.name, row_profile)
     epochs = 1.0 if row_spec is spec else _epoch_ratio(spec, row_profile)
+    if sideband_events is not None and hasattr(settings := _settings(spec), "sideband_width"):
+        width, row_width = settings.sideband_width, _profile_sideband_width(spec.name, row_profile)
+        if width != row_width and sideband_events(row_width) > 0:
+            epochs *= sideband_events(width) / sideband_events(row_width)
     shares = SIGNAL_FIT_SHARE.get(spec.name)
     if shares is None:
         return row, epochs
@@ -239,6 +260,16 @@ def _reference_seconds(
 def _settings(spec: MethodSpec) -> Any:
     """The spec's resolved settings (its profile's tables over the method's defaults)."""
     return make_model(spec, "cpu", 0, ClassifierConfig()).config
+
+
+@functools.cache
+def _profile_sideband_width(method: str, profile: str) -> float | None:
+    """The ``sideband_width`` a method's profile sets (None: outside the SR, or no such profile); read
+    once per pair."""
+    try:
+        return getattr(_settings(MethodSpec.parse(method, profile)), "sideband_width", None)
+    except ConfigError:
+        return None
 
 
 def _background_flows(spec: MethodSpec) -> int:

@@ -406,6 +406,33 @@ def test_ranode_guesses_count_the_signal_steps_min_steps_adds_on_a_small_sr():
         1 - share + share * small_steps / (scale * reference_steps))
 
 
+def test_a_guess_scales_a_per_window_training_by_the_events_of_its_sidebands(small_dataset):
+    """A background flow on the sidebands within 0.5 TeV of the SR trains on fewer events than the
+    measured row's (everything outside the SR): its guessed training shrinks in proportion; the signal
+    fits of R-ANODE, on the SR, do not."""
+    from dataclasses import replace
+
+    from adbench.costs import SIGNAL_FIT_SHARE, CostModel, _reference_seconds
+    from adbench.methods.presets import load_preset
+
+    counts = {None: 1000, 0.5: 400}
+    for name in ("cathode", "ranode"):
+        preset = load_preset(name, "fast")
+        narrow = MethodSpec(name, replace(preset, params={**preset.params, "sideband_width": 0.5}))
+        _, wide_ratio = _reference_seconds(MethodSpec.parse(name, "fast"), None, 1.0, counts.get)
+        _, narrow_ratio = _reference_seconds(narrow, None, 1.0, counts.get)
+        share = SIGNAL_FIT_SHARE.get(name, {}).get("fast", 0.0)
+        assert wide_ratio == pytest.approx(1.0)
+        assert narrow_ratio == pytest.approx((1 - share) * 0.4 + share)
+    window = Window(3.3, 3.7)
+    config = RunConfig(methods=[MethodSpec.parse("cathode", "fast")], windows=[window], n_sigs=[0], seeds=[0],
+                       output=Path("unused"), bootstrap=0)
+    model = CostModel(small_dataset, config, Plan([], 0, 0, {}), [], gpu=False)
+    background = small_dataset.events.m[small_dataset.events.label == 0]
+    assert model._sideband_events(window, 0.5) == int(window.in_sidebands(background, 0.5).sum())
+    assert model._sideband_events(window, 0.5) < model._sideband_events(window, None)
+
+
 @pytest.mark.parametrize("holdout", ["covered", "sr", "random"])
 def test_a_guess_counts_the_sr_data_events_the_split_leaves(small_dataset, holdout):
     """The SR data events a guess assumes (R-ANODE's signal fits train on them) are those the split
