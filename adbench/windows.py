@@ -85,14 +85,16 @@ class Window:
         return f"SR {self.low:g}-{self.high:g} TeV"
 
 
-def check_sideband_width(width: float | None, name: str = "sideband_width") -> None:
-    """Refuse a sideband width that is neither ``None`` (everything outside the SR) nor a positive
-    finite number of TeV (a bool, a string or 0 would select nothing, or everything, silently)."""
-    if width is None:
+def check_sideband_width(width: float | None, name: str = "sideband_width", allow_none: bool = True) -> None:
+    """Refuse a sideband width that is not a positive finite number of TeV (a bool, a string or 0
+    would select nothing, or everything, silently); ``None`` (everything outside the SR) where
+    ``allow_none``."""
+    if width is None and allow_none:
         return
-    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not (np.isfinite(width) and width > 0):
-        raise ConfigError(f"{name} must be a positive width in TeV (or unset: everything outside the SR), "
-                          f"got {width!r}")
+    if (width is None or isinstance(width, bool) or not isinstance(width, numbers.Real)
+            or not (np.isfinite(width) and width > 0)):
+        unset = " (or unset: everything outside the SR)" if allow_none else ""
+        raise ConfigError(f"{name} must be a positive width in TeV{unset}, got {width!r}")
 
 
 def scan_windows(start: float, stop: float, width: float, step: float | None = None) -> list[Window]:

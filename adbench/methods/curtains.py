@@ -32,7 +32,7 @@ from adbench.methods.registry import register
 from adbench.models.training import TrainConfig, TrainingRecord
 from adbench.models.transport import PAIRINGS, TransportConfig
 from adbench.settings import settings_dict
-from adbench.windows import Window
+from adbench.windows import Window, check_sideband_width
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,7 @@ class Curtains4F4Settings(FlowMethodSettings):
     pairing: str = "shuffle"
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.sideband_width) and self.sideband_width > 0):
-            raise ConfigError(f"sideband_width must be a positive width in TeV, got {self.sideband_width}")
+        check_sideband_width(self.sideband_width, allow_none=False)
         if self.pairing not in PAIRINGS:
             raise ConfigError(f"unknown pairing {self.pairing!r}; choose one of {', '.join(PAIRINGS)}")
 

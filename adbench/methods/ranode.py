@@ -57,7 +57,7 @@ from adbench.models.signal_mixture import SignalFlowConfig, check_w_warmup
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import LogitScaler
 from adbench.settings import ADDED_LATER, hashed_settings
-from adbench.windows import Window
+from adbench.windows import Window, check_sideband_width
 
 MASS_EPS = 1e-6  # keeps the logit of the SR position finite at the window's edges
 SIGNAL_SEED = 7919  # the signal fit's seed offset from the method's seed
@@ -136,8 +136,7 @@ class RanodeSettings(MassTrendSettings, SidebandFlowSettings):
             raise ConfigError(f"w_init must be in (0, 1), got {self.w_init}")
         if not self.w_step_scale > 0:
             raise ConfigError(f"w_step_scale must be positive, got {self.w_step_scale}")
-        if not self.mass_sideband_width > 0:
-            raise ConfigError(f"mass_sideband_width must be positive, got {self.mass_sideband_width}")
+        check_sideband_width(self.mass_sideband_width, "mass_sideband_width", allow_none=False)
         if self.mass_bins < 1 or self.mass_samples < 10 * self.mass_bins:
             raise ConfigError(f"mass_bins must be >= 1 and mass_samples >= 10 mass_bins, got "
                               f"{self.mass_bins} and {self.mass_samples}")

@@ -150,6 +150,7 @@ def test_registered_trained_once_with_presets():
 
 @pytest.mark.parametrize(("settings", "key"), [
     ({"sideband_width": -0.1}, "sideband_width"),
+    ({"sideband_width": None}, "sideband_width must be a positive width in TeV, got None"),
     ({"pairing": "nearest"}, "pairing"),
     ({"transport": {"flow": {"layers": 0}}}, "transport sizes"),
     ({"transport": {"epochs": 3}}, "epochs"),
