@@ -24,7 +24,7 @@ import numpy as np
 
 from adbench.data.events import Events
 from adbench.data.features import ALL_FEATURES
-from adbench.errors import DataError
+from adbench.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from adbench.data.dataset import Dataset
@@ -401,8 +401,6 @@ def synthetic_dataset(
     from adbench.data.dataset import Dataset, HeldOutSample, HoldOut
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        from adbench.errors import ConfigError
-
         raise ConfigError(f"synthetic data: the generator seed must be a whole number >= 0, not {seed!r}")
     seed = int(seed)
     model = load_calibration(calibration)
