@@ -142,11 +142,9 @@ class Curtains4F4(_FlowMethod):
             module.requires_grad_(False)
             self.frozen_base_ = module
         module, backend = self.frozen_base_, base.config.backend
-        shift = (window.center - base.m_shift_) / base.m_scale_
-        scale = window.width / base.m_scale_
 
         def log_base(y, m_out):
-            return flow_log_prob(module, backend, y, (shift + scale * m_out)[:, None])
+            return flow_log_prob(module, backend, y, base.context_tensor(window.center + window.width * m_out)[:, None])
 
         return log_base
 

@@ -2,9 +2,9 @@
 
 A masked autoregressive flow from a library: zuko's ``MAF`` (affine, as published) by default or
 zuko's ``NSF`` (rational-quadratic splines), or nflows with the original CATHODE architecture (MADE
-blocks with batch norm and reverse permutations). Features are mapped by the
-shared ``LogitScaler`` (min/max -> logit -> standardise) and the mass context is standardised; the
-flow models the scaled features given the scaled mass. Training is ``adbench.models.training`` with
+blocks with batch norm and reverse permutations). Features are mapped by the shared ``LogitScaler``
+(min/max -> logit -> standardise) and the context is the standardised mass (or ln mass); the flow
+models the scaled features given the scaled mass. Training is ``adbench.models.training`` with
 the negative log-likelihood as loss and validation metric. Sampling and densities use the kept epochs
 as an equal-weight mixture (the CATHODE recipe: the template is drawn equally from the best epochs).
 """
@@ -34,6 +34,7 @@ from adbench.settings import ADDED_LATER, hashed_settings
 
 BACKENDS = ("zuko", "nflows")
 KINDS = ("maf", "nsf")
+MASS_CONTEXTS = ("mass", "log-mass")
 #: Spline bins when none are given. Never change it: it is left out of the task hash at this value.
 DEFAULT_BINS = 8
 CHECKPOINT_KIND = "flow"
@@ -56,6 +57,9 @@ class FlowConfig:
             which models sharp or skewed marginals (delta_R's peak near pi) that an affine MAF
             spreads out.
         bins: spline bins per feature (``nsf`` only).
+        mass_context: the mass coordinate the context standardises: ``mass`` (m itself) or
+            ``log-mass`` (ln m), in which a falling spectrum's masses are spread more evenly and the
+            features' trends with mass are closer to straight.
     """
 
     backend: str = "zuko"
@@ -65,12 +69,16 @@ class FlowConfig:
     batch_norm: bool = True
     kind: str = field(default="maf", metadata=ADDED_LATER)
     bins: int = field(default=DEFAULT_BINS, metadata=ADDED_LATER)
+    mass_context: str = field(default="mass", metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown flow backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.kind not in KINDS:
             raise ConfigError(f"unknown flow kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+        if self.mass_context not in MASS_CONTEXTS:
+            raise ConfigError(f"unknown flow mass_context {self.mass_context!r}; "
+                              f"choose one of {', '.join(MASS_CONTEXTS)}")
         if self.kind == "nsf" and self.backend != "zuko":
             raise ConfigError(f"flow kind 'nsf' needs backend = \"zuko\" (got {self.backend!r})")
         if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1 or self.bins < 2:
@@ -213,10 +221,13 @@ class ConditionalFlow:
         if len(train_index) < 2 * x.shape[1] or len(val_index) < 1:
             raise MethodFailure(f"only {len(x)} events to train a flow on")
         used = np.sort(np.concatenate([train_index, val_index]))
+        if self.config.mass_context == "log-mass" and not (m[used] > 0).all():
+            raise MethodFailure(f"flow mass_context = \"log-mass\" needs positive masses; got {m[used].min():g} TeV")
         self.n_features_ = x.shape[1]
         self.scaler_ = scaler if scaler is not None else LogitScaler().fit(x[used])
-        self.m_shift_ = float(m[used].mean())
-        self.m_scale_ = float(m[used].std()) if m[used].std() > 0 else 1.0
+        coordinate = self._mass_coordinate(m[used])
+        self.m_shift_ = float(coordinate.mean())
+        self.m_scale_ = float(coordinate.std()) if coordinate.std() > 0 else 1.0
         device = torch.device(self.device)
 
         def tensors(index: np.ndarray) -> tuple:
@@ -251,9 +262,20 @@ class ConditionalFlow:
                             self.train.eval_batch_size)
         return total / len(z)
 
+    def _mass_coordinate(self, m):
+        """Masses in TeV (a numpy array or a torch tensor) -> the coordinate the context standardises."""
+        if self.config.mass_context == "mass":
+            return m
+        return np.log(m) if isinstance(m, np.ndarray) else m.log()
+
     def _context(self, m: np.ndarray) -> np.ndarray:
         """(n,) masses -> (n, 1) float32 standardised context."""
-        return ((np.asarray(m, dtype=np.float64) - self.m_shift_) / self.m_scale_).astype(np.float32)[:, None]
+        return self.context_tensor(np.asarray(m, dtype=np.float64)).astype(np.float32)[:, None]
+
+    def context_tensor(self, m):
+        """(n,) masses in TeV, a numpy array or a torch tensor (differentiable) -> (n,) context values
+        of the same kind: the standardised mass or ln mass (``FlowConfig.mass_context``)."""
+        return (self._mass_coordinate(m) - self.m_shift_) / self.m_scale_
 
     @property
     def n_kept(self) -> int:

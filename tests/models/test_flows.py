@@ -302,3 +302,28 @@ def test_the_default_kind_leaves_stored_task_hashes_alone():
 
     assert "kind" not in hashed_settings(FlowConfig()) and "bins" not in hashed_settings(FlowConfig())
     assert hashed_settings(FlowConfig(kind="nsf"))["kind"] == "nsf"
+
+
+def test_log_mass_context_is_the_standardised_log_mass_round_trips_and_is_checked(tmp_path):
+    """``mass_context = "log-mass"``: the context is ln m standardised over the training events, the
+    same in numpy and in torch (curtains4f4's transport maps window masses through it), and kept in
+    the checkpoint; the default leaves task hashes alone."""
+    from adbench.settings import hashed_settings
+
+    x, m = correlated_2d(1000)
+    flow = ConditionalFlow(FlowConfig(mass_context="log-mass", **TINY), TrainConfig(epochs=1, keep_best=1),
+                           seed=0).fit(x, m)
+    context = flow._context(m)[:, 0]
+    np.testing.assert_allclose(context, (np.log(m) - np.log(m).mean()) / np.log(m).std(), rtol=0, atol=1e-5)
+    assert abs(context.mean()) < 1e-4 and context.std() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(flow.context_tensor(torch.as_tensor(m)).numpy(), context, rtol=0, atol=1e-5)
+    flow.save(tmp_path / "flow")
+    loaded = ConditionalFlow.load(tmp_path / "flow")
+    assert loaded.config.mass_context == "log-mass"
+    assert_same_flow(loaded, flow)
+    assert "mass_context" not in hashed_settings(FlowConfig())
+    assert hashed_settings(FlowConfig(mass_context="log-mass"))["mass_context"] == "log-mass"
+    with pytest.raises(ConfigError, match="mass_context 'ln'"):
+        FlowConfig(mass_context="ln")
+    with pytest.raises(MethodFailure, match="positive masses"):
+        ConditionalFlow(FlowConfig(mass_context="log-mass", **TINY), TrainConfig(epochs=1)).fit(x, m - 3.0)
