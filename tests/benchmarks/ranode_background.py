@@ -51,6 +51,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from background_kl import add_flow_arguments, flow_settings, generated_sr_background, kl_to_generator
 
 BACKGROUNDS = ("flow", "generator-x", "flow-sr", "generator")
 
@@ -64,19 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--profile", default="fast")
     parser.add_argument("--backgrounds", default=",".join(BACKGROUNDS))
-    parser.add_argument("--background-epochs", type=int, default=None,
-                        help="train the background flow this many epochs instead of the profile's")
-    parser.add_argument("--background-kind", choices=("maf", "nsf"), default=None,
-                        help="the background flow's transforms instead of the profile's")
-    parser.add_argument("--background-transforms", type=int, default=None,
-                        help="the background flow's number of transforms instead of the profile's")
-    parser.add_argument("--background-hidden", type=int, default=None,
-                        help="the background flow's hidden units per layer instead of the profile's")
-    parser.add_argument("--background-mass-context", choices=("mass", "log-mass"), default=None,
-                        help="the background flow's mass context (FlowConfig.mass_context)")
-    parser.add_argument("--background-sideband-width", type=float, default=None,
-                        help="flow: train the sideband flow on the events within this many TeV of the SR only "
-                             "(RanodeSettings.sideband_width) instead of everything outside it")
+    add_flow_arguments(parser, "background-")
     parser.add_argument("--signal-splits", type=int, default=None,
                         help="ensemble this many signal fits on different train/validation splits")
     parser.add_argument("--signal-split-selection", choices=SPLIT_SELECTIONS, default=None,
@@ -108,12 +97,6 @@ class GeneratorDensity:
 
     def info(self) -> dict:
         return {"kind": "generator"}
-
-
-def generated_sr_background(model, window, n: int, features, seed: int):
-    """``n`` background events drawn from the generator with masses in ``window``'s SR."""
-    rng = np.random.default_rng([seed, 1729])
-    return model.sample_background(n, rng, (window.low, window.high)).with_features(features)
 
 
 def ranode_with(background: str, flow_seed_offset: int = 0, truth=None, flow_sr_events: int | None = None):
@@ -162,23 +145,6 @@ def ranode_with(background: str, flow_seed_offset: int = 0, truth=None, flow_sr_
     return GeneratorRanode
 
 
-def background_kl(method, test, background: str) -> dict:
-    """KL(q || p_bkg) in nats per event of the fitted background density p_bkg(x | m) from the
-    generator's q(x | m), estimated on the test set's SR background (events no density trained on), with
-    its standard error: how far the background is off before any signal fit can absorb it. Empty for the
-    exact backgrounds (0 by construction) and for profiles with a mass trend (another feature space)."""
-    from adbench.data.synthetic import load_calibration
-
-    if not background.startswith("flow") or method.trend_ is not None:
-        return {}
-    events = test.select(test.label == 0)
-    log_ratio = (load_calibration().background.log_prob(events.m, events.x)
-                 - method.background_flow_.log_prob(events.x, events.m, physical=True))
-    return {"background_kl": round(float(log_ratio.mean()), 5),
-            "background_kl_error": round(float(log_ratio.std(ddof=1) / np.sqrt(len(log_ratio))), 5),
-            "background_kl_events": len(log_ratio)}
-
-
 def split_test_aucs(method, test, window) -> list[float]:
     """The test AUC of each signal split's own score (its p_sig alone, with p_sig(m) from its own draws):
     which of the splits found the signal."""
@@ -217,14 +183,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise SystemExit("--flow-sr-events needs --backgrounds flow-sr and at least 1000 events")
     (window,) = make_windows(parse_windows(args.sr, None))
     dataset = load_dataset("synthetic")
-    settings = load_preset("ranode", args.profile).params
-    if args.background_epochs is not None:
-        settings = {**settings, "train": {**settings["train"], "epochs": args.background_epochs}}
-    for key in ("kind", "transforms", "hidden", "mass_context"):
-        if getattr(args, f"background_{key}") is not None:
-            settings = {**settings, "flow": {**settings["flow"], key: getattr(args, f"background_{key}")}}
-    if args.background_sideband_width is not None:
-        settings = {**settings, "sideband_width": args.background_sideband_width}
+    settings = flow_settings(load_preset("ranode", args.profile).params, args)
     if args.signal_splits is not None:
         settings = {**settings, "signal_splits": args.signal_splits}
     if args.signal_split_selection is not None:
@@ -272,7 +231,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        **({"test_auc_splits": split_test_aucs(method, test, window)}
                           if len(method.splits_) > 1 else {}),
                        **({"background_flow": info["background_flow"]} if "background_flow" in info else {}),
-                       **background_kl(method, test, background),
+                       **(kl_to_generator(method.background_flow_.log_prob, test.select(test.label == 0),
+                                          low=window.low, high=window.high)
+                          if background.startswith("flow") and method.trend_ is None else {}),
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
                        "seconds": round(time.perf_counter() - started, 1)}

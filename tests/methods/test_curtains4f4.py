@@ -217,6 +217,19 @@ def test_failures(small_split):
         Curtains4F4(settings=TINY).fit(data.select(np.arange(50)), None)
 
 
+def test_the_transport_reads_the_base_density_at_the_base_flows_own_mass_context(small_split):
+    """The transport's log p_base(y | m_out) is the base flow's density at m = centre + width m_out,
+    through the base flow's own context (here ln m), not a mapping of its own."""
+    settings = merge_tables(TINY, {"flow": {"mass_context": "log-mass"}, "train": {"keep_best": 1}})
+    method = Curtains4F4(seed=0, settings=settings).fit(small_split.data, None)
+    x = small_split.data.x[:300]
+    m_out = torch.linspace(-0.5, 0.5, 300)
+    with torch.no_grad():
+        got = method._log_base(WINDOW)(torch.as_tensor(method.base_.scaler_.transform(x)), m_out).numpy()
+    masses = WINDOW.center + WINDOW.width * m_out.double().numpy()
+    np.testing.assert_allclose(got, method.base_.log_prob(x, masses, physical=False), rtol=0, atol=1e-4)
+
+
 def test_local_mass_is_relative_to_the_window():
     np.testing.assert_allclose(local_mass(np.array([3.3, 3.5, 3.7]), WINDOW), [-0.5, 0.0, 0.5])
 
