@@ -144,7 +144,7 @@ class Curtains4F4(_FlowMethod):
         module, backend = self.frozen_base_, base.config.backend
 
         def log_base(y, m_out):
-            return flow_log_prob(module, backend, y, base.context_tensor(window.center + window.width * m_out)[:, None])
+            return flow_log_prob(module, backend, y, base.context_of(window.center + window.width * m_out)[:, None])
 
         return log_base
 

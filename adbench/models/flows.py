@@ -270,9 +270,9 @@ class ConditionalFlow:
 
     def _context(self, m: np.ndarray) -> np.ndarray:
         """(n,) masses -> (n, 1) float32 standardised context."""
-        return self.context_tensor(np.asarray(m, dtype=np.float64)).astype(np.float32)[:, None]
+        return self.context_of(np.asarray(m, dtype=np.float64)).astype(np.float32)[:, None]
 
-    def context_tensor(self, m):
+    def context_of(self, m):
         """(n,) masses in TeV, a numpy array or a torch tensor (differentiable) -> (n,) context values
         of the same kind: the standardised mass or ln mass (``FlowConfig.mass_context``)."""
         return (self._mass_coordinate(m) - self.m_shift_) / self.m_scale_

@@ -316,7 +316,7 @@ def test_log_mass_context_is_the_standardised_log_mass_round_trips_and_is_checke
     context = flow._context(m)[:, 0]
     np.testing.assert_allclose(context, (np.log(m) - np.log(m).mean()) / np.log(m).std(), rtol=0, atol=1e-5)
     assert abs(context.mean()) < 1e-4 and context.std() == pytest.approx(1.0, abs=1e-4)
-    np.testing.assert_allclose(flow.context_tensor(torch.as_tensor(m)).numpy(), context, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(flow.context_of(torch.as_tensor(m)).numpy(), context, rtol=0, atol=1e-5)
     flow.save(tmp_path / "flow")
     loaded = ConditionalFlow.load(tmp_path / "flow")
     assert loaded.config.mass_context == "log-mass"
