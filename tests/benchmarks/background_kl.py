@@ -18,7 +18,10 @@ one; profiles with a mass trend model other features and are refused). ``--epoch
 ``--transforms``, ``--hidden``, ``--mass-context`` and ``--sideband-width`` change it;
 ``--flow-seed-offset K`` trains it from the seed + K; ``--sr-events N`` trains it instead on N
 background events drawn from the generator inside the SR: a flow that needs no interpolation, the floor
-the sideband flow is measured against. Prints one JSON line per flow.
+the sideband flow is measured against. ``--fill-sr`` adds to the sidebands as many generated SR
+background events as the data have in the SR: a flow over every mass with no gap, so that its KL against
+the sideband flow's is the cost of the gap itself and against the SR flow's that of modelling every
+mass at once. Prints one JSON line per flow.
 """
 
 from __future__ import annotations
@@ -100,11 +103,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--flow-seed-offset", type=int, default=0)
     parser.add_argument("--sr-events", type=int, default=None,
                         help="train on this many generated SR background events instead of the sidebands")
+    parser.add_argument("--fill-sr", action="store_true",
+                        help="add to the sidebands as many generated SR background events as the data have in "
+                             "the SR: a flow over every mass, with no gap to interpolate across")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     args = parser.parse_args(argv)
-    if args.sr_events is not None and (args.sr_events < 1000 or args.background_sideband_width is not None):
-        parser.error("--sr-events needs at least 1000 events and no --sideband-width")
+    if args.sr_events is not None and (args.sr_events < 1000 or args.background_sideband_width is not None
+                                       or args.fill_sr):
+        parser.error("--sr-events needs at least 1000 events, and neither --sideband-width nor --fill-sr")
     return args
 
 
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from adbench.arguments import make_windows, parse_windows
     from adbench.data.cards import load_dataset
+    from adbench.data.events import Events
     from adbench.data.synthetic import load_calibration
     from adbench.environment import environment_summary
     from adbench.errors import ConfigError
@@ -139,18 +147,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for seed in (int(s) for s in args.seeds.split(",")):
             split = dataset.split(n_sig, seed, [window])
             method = method_class(seed=seed, settings=settings)
-            if args.sr_events is None:
-                events = method._sidebands(split.data, window)
-            else:
+            if args.sr_events is not None:
                 events = generated_sr_background(load_calibration(), window, args.sr_events,
                                                  split.data.features, seed)
+            else:
+                events = method._sidebands(split.data, window)
+            if args.fill_sr:
+                n_sr = int(window.in_sr(split.data.m).sum())
+                events = Events.concatenate([events, generated_sr_background(
+                    load_calibration(), window, n_sr, split.data.features, seed)])
             started = time.perf_counter()
             # as the methods do: ANODE and R-ANODE scale on all events, CATHODE on its training events
             scaler = None if args.method == "cathode" else LogitScaler().fit(split.data.x)
             flow = method._new_flow(seed + args.flow_seed_offset).fit(events.x, events.m, scaler)
             test = split.test_in(window)
             row = {"n_sig": n_sig, "seed": seed, "method": args.method, "profile": args.profile,
-                   "trained_on": "sidebands" if args.sr_events is None else "generated SR background",
+                   "trained_on": ("generated SR background" if args.sr_events is not None
+                                  else "sidebands and generated SR background" if args.fill_sr else "sidebands"),
                    "events": len(events), "epochs": config.train.epochs,
                    "sideband_width": getattr(config, "sideband_width", None),
                    "flow_seed_offset": args.flow_seed_offset,
