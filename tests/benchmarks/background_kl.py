@@ -3,12 +3,16 @@
 Not a unit test. CATHODE, ANODE and R-ANODE share one background flow p_bkg(x | m), trained on the
 sidebands and interpolated into the SR. On ``synthetic`` the generator's density q(x | m) is known
 (``SmoothMixture.log_prob``), so the flow's error in the SR can be measured directly, with no
-classifier or signal fit on top: KL(q || p_bkg) = E_q[ln q - ln p_bkg] in nats per event, estimated on
-the test set's SR background (events no density trained on), with its standard error, over the whole
-SR and in four equal mass slices of it. It costs one flow training, a quarter less than an R-ANODE row
-of ``ranode_background.py`` (which gives the same number as ``background_kl``), and its standard error
-(about 0.001 nats) is far below the spread of two trainings, so variants of the flow can be compared
-quickly, e.g. with the affine ``fast`` flow before the ``cpu`` spline flow::
+classifier or signal fit on top (``background_error``), on the test set's SR events, which no density
+trained on:
+
+- KL(q || p_bkg) = E_q[ln q - ln p_bkg] in nats per event over its background, with its standard
+  error (about 0.0005-0.001 nats), over the whole SR and in four equal mass slices of it;
+- the mean of ln q - ln p_bkg over its signal: how much background p_bkg lacks where the signal sits.
+
+It costs one flow training, about three quarters of an R-ANODE row of ``ranode_background.py`` (whose
+rows give the same numbers), so variants of the flow can be compared quickly, e.g. with the affine
+``fast`` flow before the ``cpu`` spline flow::
 
     .venv/bin/python tests/benchmarks/background_kl.py --profile cpu --seeds 0,1,2 \\
         --mass-context log-mass --output reports/background-kl-cpu.json
@@ -37,22 +41,33 @@ import numpy as np
 SR_SLICES = 4
 
 
-def kl_to_generator(log_prob, events, slices: int = SR_SLICES, low: float | None = None,
-                    high: float | None = None) -> dict:
-    """KL(q || p) in nats per event from the generator's q(x | m) to ``log_prob`` (x (n, d), m (n,) ->
-    (n,) log-density per unit of x) on background ``events``, with its standard error; with ``low``
-    and ``high`` also per equal mass slice of [low, high)."""
+def background_error(log_prob, test, window, slices: int = SR_SLICES) -> dict:
+    """How far ``log_prob`` (x (n, d), m (n,) -> (n,) log-density per unit of x) is from the generator's
+    background density q(x | m), on ``test``'s events in ``window``'s SR, each with its standard error:
+
+    - ``background_kl``: KL(q || p) in nats per event, the mean of ln q - ln p over the background
+      events, also per equal mass slice of the SR (``background_kl_slices``);
+    - ``log_ratio_at_signal``: the mean of ln q - ln p over the signal events, i.e. by how much p lacks
+      background where the signal sits: the excess a signal model can take up along with the signal
+      (positive: too little background there, so a fitted signal fraction comes out high).
+    """
     from adbench.data.synthetic import load_calibration
 
-    log_ratio = load_calibration().background.log_prob(events.m, events.x) - log_prob(events.x, events.m)
-    out = {"background_kl": round(float(log_ratio.mean()), 5),
-           "background_kl_error": round(float(log_ratio.std(ddof=1) / np.sqrt(len(log_ratio))), 5),
-           "background_kl_events": len(log_ratio)}
-    if low is not None and high is not None:
-        edges = np.linspace(low, high, slices + 1)
-        which = np.clip(np.searchsorted(edges, events.m, side="right") - 1, 0, slices - 1)
-        out["background_kl_slices"] = [round(float(log_ratio[which == k].mean()), 5) for k in range(slices)]
-        out["background_kl_slice_edges"] = [round(float(e), 4) for e in edges]
+    background_model = load_calibration().background
+    out = {}
+    for name, events in (("background_kl", test.select(test.label == 0)),
+                         ("log_ratio_at_signal", test.select(test.label == 1))):
+        if len(events) < 2:
+            continue
+        log_ratio = background_model.log_prob(events.m, events.x) - log_prob(events.x, events.m)
+        out |= {name: round(float(log_ratio.mean()), 5),
+                f"{name}_error": round(float(log_ratio.std(ddof=1) / np.sqrt(len(log_ratio))), 5),
+                f"{name}_events": len(log_ratio)}
+        if name == "background_kl":
+            edges = np.linspace(window.low, window.high, slices + 1)
+            which = np.clip(np.searchsorted(edges, events.m, side="right") - 1, 0, slices - 1)
+            out["background_kl_slices"] = [round(float(log_ratio[which == k].mean()), 5) for k in range(slices)]
+            out["background_kl_slice_edges"] = [round(float(e), 4) for e in edges]
     return out
 
 
@@ -106,6 +121,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fill-sr", action="store_true",
                         help="add to the sidebands as many generated SR background events as the data have in "
                              "the SR: a flow over every mass, with no gap to interpolate across")
+    parser.add_argument("--save-flows", type=Path, default=None,
+                        help="save each flow (ConditionalFlow.save) into a folder of this one, named by N_sig and seed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     args = parser.parse_args(argv)
@@ -168,8 +185,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "sideband_width": getattr(config, "sideband_width", None),
                    "flow_seed_offset": args.flow_seed_offset,
                    **{key: getattr(config.flow, key) for key in ("kind", "transforms", "hidden", "mass_context")},
-                   **kl_to_generator(flow.log_prob, test.select(test.label == 0), low=window.low, high=window.high),
+                   **background_error(flow.log_prob, test, window),
                    "flow": flow.info(), "seconds": round(time.perf_counter() - started, 1)}
+            if args.save_flows is not None:
+                row["saved_to"] = str(flow.save(args.save_flows / f"nsig{n_sig}-seed{seed}"))
             print(json.dumps(row, default=str), flush=True)
             rows.append(row)
     if args.output is not None:

@@ -31,7 +31,8 @@ sidebands it learns.
 ``--background-mass-context log-mass`` gives the background flow ln m as its context instead of m
 (``FlowConfig.mass_context``). Rows with a learnt background and no mass trend also give
 ``background_kl``: KL(q || p_bkg) in nats per event from the generator's density, on the test set's SR
-background, a measure of the background's error with no signal fit's noise in it.
+background, and ``log_ratio_at_signal``, the mean ln q - ln p_bkg over its signal: measures of the
+background's error with no signal fit's noise in them (``background_kl.py``).
 ``--background-sideband-width W`` trains the ``flow`` background on the events within W TeV of the SR
 only (``sideband_width``) instead of everything outside it: whether interpolating from the nearest
 masses costs less than the fewer events.
@@ -51,7 +52,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from background_kl import add_flow_arguments, flow_settings, generated_sr_background, kl_to_generator
+from background_kl import add_flow_arguments, background_error, flow_settings, generated_sr_background
 
 BACKGROUNDS = ("flow", "generator-x", "flow-sr", "generator")
 
@@ -231,8 +232,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        **({"test_auc_splits": split_test_aucs(method, test, window)}
                           if len(method.splits_) > 1 else {}),
                        **({"background_flow": info["background_flow"]} if "background_flow" in info else {}),
-                       **(kl_to_generator(method.background_flow_.log_prob, test.select(test.label == 0),
-                                          low=window.low, high=window.high)
+                       **(background_error(method.background_flow_.log_prob, test, window)
                           if background.startswith("flow") and method.trend_ is None else {}),
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
