@@ -8,6 +8,9 @@ trained on:
 
 - KL(q || p_bkg) = E_q[ln q - ln p_bkg] in nats per event over its background, with its standard
   error (about 0.0005-0.001 nats), over the whole SR and in four equal mass slices of it;
+- the same mean in each decile of each feature, and the largest of these: a local excess of true
+  background over p_bkg, which R-ANODE's signal model can take up as signal, where the KL averages it
+  away;
 - the mean of ln q - ln p_bkg over its signal: how much background p_bkg lacks where the signal sits.
 
 It costs one flow training, about three quarters of an R-ANODE row of ``ranode_background.py`` (whose
@@ -68,7 +71,25 @@ def background_error(log_prob, test, window, slices: int = SR_SLICES) -> dict:
             which = np.clip(np.searchsorted(edges, events.m, side="right") - 1, 0, slices - 1)
             out["background_kl_slices"] = [round(float(log_ratio[which == k].mean()), 5) for k in range(slices)]
             out["background_kl_slice_edges"] = [round(float(e), 4) for e in edges]
+            out |= decile_log_ratios(events, log_ratio)
     return out
+
+
+def decile_log_ratios(events, log_ratio: np.ndarray, parts: int = 10) -> dict:
+    """The mean of ``log_ratio`` (n,) in each decile of each feature of ``events``, and the largest of them
+    with its feature and decile: where the density lacks background most (a local excess a signal model
+    can take up, which the KL averages away)."""
+    deciles = {}
+    for j, name in enumerate(events.features):
+        edges = np.quantile(events.x[:, j], np.linspace(0, 1, parts + 1))
+        which = np.clip(np.searchsorted(edges, events.x[:, j], side="right") - 1, 0, parts - 1)
+        deciles[name] = [round(float(log_ratio[which == k].mean()), 4) if (which == k).any() else None
+                         for k in range(parts)]
+    largest = max(((value, name, k) for name, values in deciles.items() for k, value in enumerate(values)
+                   if value is not None), default=None)
+    return {"background_log_ratio_deciles": deciles,
+            **({"largest_decile_log_ratio": {"feature": largest[1], "decile": largest[2] + 1, "value": largest[0]}}
+               if largest is not None else {})}
 
 
 def generated_sr_background(model, window, n: int, features, seed: int):
