@@ -31,8 +31,9 @@ sidebands it learns.
 ``--background-mass-context log-mass`` gives the background flow ln m as its context instead of m
 (``FlowConfig.mass_context``). Rows with a learnt background and no mass trend also give
 ``background_kl``: KL(q || p_bkg) in nats per event from the generator's density, on the test set's SR
-background, and ``log_ratio_at_signal``, the mean ln q - ln p_bkg over its signal: measures of the
-background's error with no signal fit's noise in them (``background_kl.py``).
+background, its mean ln q - ln p_bkg per decile of each feature, and ``log_ratio_at_signal``, the
+mean over its signal: measures of the background's error with no signal fit's noise in them
+(``background_kl.py``).
 ``--background-sideband-width W`` trains the ``flow`` background on the events within W TeV of the SR
 only (``sideband_width``) instead of everything outside it: whether interpolating from the nearest
 masses costs less than the fewer events.
