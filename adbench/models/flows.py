@@ -37,6 +37,8 @@ KINDS = ("maf", "nsf")
 MASS_CONTEXTS = ("mass", "log-mass")
 #: Spline bins when none are given. Never change it: it is left out of the task hash at this value.
 DEFAULT_BINS = 8
+#: zuko's spline range [-5, 5] (identity outside). Never change it: it is left out of the task hash at this value.
+DEFAULT_SPLINE_BOUND = 5.0
 CHECKPOINT_KIND = "flow"
 
 
@@ -57,6 +59,8 @@ class FlowConfig:
             which models sharp or skewed marginals (delta_R's peak near pi) that an affine MAF
             spreads out.
         bins: spline bins per feature (``nsf`` only).
+        spline_bound: the splines transform [-bound, bound] of each scaled feature and are the
+            identity outside (``nsf`` only): events beyond get the base Gaussian's tail as density.
         mass_context: the mass coordinate the context standardises: ``mass`` (m itself) or
             ``log-mass`` (ln m), in which a falling spectrum's masses are spread more evenly and the
             features' trends with mass are closer to straight.
@@ -70,6 +74,7 @@ class FlowConfig:
     kind: str = field(default="maf", metadata=ADDED_LATER)
     bins: int = field(default=DEFAULT_BINS, metadata=ADDED_LATER)
     mass_context: str = field(default="mass", metadata=ADDED_LATER)
+    spline_bound: float = field(default=DEFAULT_SPLINE_BOUND, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -83,6 +88,10 @@ class FlowConfig:
             raise ConfigError(f"flow kind 'nsf' needs backend = \"zuko\" (got {self.backend!r})")
         if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1 or self.bins < 2:
             raise ConfigError(f"flow sizes must be positive (bins >= 2): {self}")
+        if not (isinstance(self.spline_bound, (int, float)) and 0 < self.spline_bound < float("inf")):
+            raise ConfigError(f"flow spline_bound must be a positive number, got {self.spline_bound!r}")
+        if self.kind == "maf" and self.spline_bound != DEFAULT_SPLINE_BOUND:
+            raise ConfigError(f"flow spline_bound = {self.spline_bound} only applies to kind = \"nsf\"")
         if self.kind == "maf" and self.bins != DEFAULT_BINS:
             # an affine flow has no bins: a value here would change the task hash, not the model
             raise ConfigError(f"flow bins = {self.bins} only applies to kind = \"nsf\" (this flow is \"maf\")")
@@ -140,6 +149,14 @@ def build_flow(features: int, config: FlowConfig):
         import zuko
 
         hidden = [config.hidden] * config.hidden_layers
+        if config.kind == "nsf" and config.spline_bound != DEFAULT_SPLINE_BOUND:
+            from zuko.transforms import MonotonicRQSTransform
+
+            # zuko's NSF with another spline range: its MAF with the same spline transform and shapes
+            return zuko.flows.MAF(features=features, context=1, transforms=config.transforms,
+                                  hidden_features=hidden,
+                                  univariate=functools.partial(MonotonicRQSTransform, bound=config.spline_bound),
+                                  shapes=[(config.bins,), (config.bins,), (config.bins - 1,)])
         if config.kind == "nsf":
             return zuko.flows.NSF(features=features, context=1, bins=config.bins,
                                   transforms=config.transforms, hidden_features=hidden)
