@@ -117,3 +117,15 @@ def stored_auc_sigmas(auc: float, n_a: int, n_b: int, n_sigma: float, what: str)
         with open(os.environ["ADBENCH_FIDELITY_LOG"], "a") as handle:
             handle.write(f"data seed +{DATA_SEED_OFFSET}, OMP {os.environ.get('OMP_NUM_THREADS', '-')}: {line}\n")
     return null.sigmas(auc)
+
+
+def randomised(module, seed: int = 0):
+    """A torch module with every parameter drawn at random (zuko zero-initialises its last layers, so a
+    new flow is close to the identity), for tests of exact properties that must hold for any weights."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
+    return module

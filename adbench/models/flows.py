@@ -88,7 +88,8 @@ class FlowConfig:
             raise ConfigError(f"flow kind 'nsf' needs backend = \"zuko\" (got {self.backend!r})")
         if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1 or self.bins < 2:
             raise ConfigError(f"flow sizes must be positive (bins >= 2): {self}")
-        if not (isinstance(self.spline_bound, (int, float)) and 0 < self.spline_bound < float("inf")):
+        if (isinstance(self.spline_bound, bool) or not isinstance(self.spline_bound, (int, float))
+                or not 0 < self.spline_bound < float("inf")):
             raise ConfigError(f"flow spline_bound must be a positive number, got {self.spline_bound!r}")
         if self.kind == "maf" and self.spline_bound != DEFAULT_SPLINE_BOUND:
             raise ConfigError(f"flow spline_bound = {self.spline_bound} only applies to kind = \"nsf\"")

@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "flow_seed_offset": args.flow_seed_offset,
                        "background_kind": (settings["flow"].get("kind", "maf") if background.startswith("flow")
                                            else "exact"),
-                       **({key: settings["flow"][key] for key in ("transforms", "hidden", "mass_context")
+                       **({key: settings["flow"][key]
+                           for key in ("transforms", "hidden", "mass_context", "spline_bound")
                            if key in settings["flow"]}
                           if background.startswith("flow") else {}),
                        **({"sideband_width": settings["sideband_width"], "sideband_events": info["sideband_events"]}

@@ -22,7 +22,13 @@ from adbench.methods.registry import canonical_name, get_method_class  # noqa: E
 from adbench.models.training import TrainConfig  # noqa: E402
 from adbench.models.transport import TransportConfig, apply_transport, build_transport, fit_transport  # noqa: E402
 from adbench.windows import Window  # noqa: E402
-from tests.conftest import assert_distinguishable, assert_faithful, data_seed, fidelity_sigmas  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    assert_distinguishable,
+    assert_faithful,
+    data_seed,
+    fidelity_sigmas,
+    randomised,
+)
 
 TINY = {
     "flow": {"transforms": 2, "hidden": 16},
@@ -44,15 +50,6 @@ def small_split():
 def fitted(small_split):
     torch.set_num_threads(1)
     return Curtains4F4(seed=0, settings=TINY).fit(small_split.data, None)
-
-
-def randomised(module, seed: int = 0):
-    """The module with every parameter drawn at random (the zero-initialised last layers too)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in module.parameters():
-            parameter.copy_(0.3 * torch.randn(parameter.shape, generator=generator))
-    return module
 
 
 # --- the transport flow -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from adbench.models import flows  # noqa: E402
 from adbench.models.flows import ConditionalFlow, FlowConfig, scaler_log_jacobian  # noqa: E402
 from adbench.models.training import TrainConfig  # noqa: E402
 from adbench.preprocessing import LogitScaler  # noqa: E402
+from tests.conftest import randomised  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -327,3 +328,27 @@ def test_log_mass_context_is_the_standardised_log_mass_round_trips_and_is_checke
         FlowConfig(mass_context="ln")
     with pytest.raises(MethodFailure, match="positive masses"):
         ConditionalFlow(FlowConfig(mass_context="log-mass", **TINY), TrainConfig(epochs=1)).fit(x, m - 3.0)
+
+
+def test_a_wider_spline_bound_transforms_values_the_default_leaves_to_the_gaussian_tail():
+    """``spline_bound``: zuko's splines are the identity outside [-bound, bound], so at the default 5 a
+    scaled value of -7 gets the base Gaussian's density whatever the weights; with bound 10 the spline
+    acts there. The default builds zuko's NSF itself and leaves task hashes alone."""
+    from scipy.stats import norm
+
+    from adbench.settings import hashed_settings
+
+    c, z = torch.zeros(3, 1), torch.tensor([[-7.0], [-6.0], [0.5]])
+    log_p = {}
+    for bound in (5.0, 10.0):
+        module = randomised(flows.build_flow(1, FlowConfig(kind="nsf", bins=4, spline_bound=bound, **TINY)))
+        with torch.no_grad():
+            log_p[bound] = flows.flow_log_prob(module, "zuko", z, c).numpy()
+    np.testing.assert_allclose(log_p[5.0][:2], norm.logpdf([-7.0, -6.0]), rtol=0, atol=1e-5)
+    assert np.abs(log_p[10.0][:2] - norm.logpdf([-7.0, -6.0])).min() > 1e-2
+    assert type(flows.build_flow(1, FlowConfig(kind="nsf", **TINY))).__name__ == "NSF"
+    assert "spline_bound" not in hashed_settings(FlowConfig(kind="nsf"))
+    for given in (dict(kind="nsf", spline_bound=0.0), dict(kind="nsf", spline_bound=float("inf")),
+                  dict(kind="nsf", spline_bound="wide"), dict(spline_bound=10.0)):
+        with pytest.raises(ConfigError, match="spline_bound"):
+            FlowConfig(**given)
