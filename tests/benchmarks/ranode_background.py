@@ -29,7 +29,8 @@ background's training from another random seed (the method's seed + K) with the 
 and their seeds unchanged: whether a biased w comes from one training of the background or from the
 sidebands it learns.
 ``--background-mass-context log-mass`` gives the background flow ln m as its context instead of m
-(``FlowConfig.mass_context``). Rows with a learnt background and no mass trend also give
+(``FlowConfig.mass_context``); ``--background-spline-bound B`` widens a spline flow's range
+(``FlowConfig.spline_bound``). Rows with a learnt background and no mass trend also give
 ``background_kl``: KL(q || p_bkg) in nats per event from the generator's density, on the test set's SR
 background, its mean ln q - ln p_bkg per decile of each feature, and ``log_ratio_at_signal``, the
 mean over its signal: measures of the background's error with no signal fit's noise in them
