@@ -163,7 +163,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from adbench.data.cards import load_dataset
     from adbench.data.events import Events
     from adbench.data.synthetic import load_calibration
-    from adbench.environment import environment_summary
     from adbench.errors import ConfigError
     from adbench.methods.presets import load_preset
     from adbench.methods.registry import get_method_class
@@ -215,13 +214,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 row["saved_to"] = str(flow.save(args.save_flows / f"nsig{n_sig}-seed{seed}"))
             print(json.dumps(row, default=str), flush=True)
             rows.append(row)
-    if args.output is not None:
-        command = " ".join(["tests/benchmarks/background_kl.py", *(argv if argv is not None else sys.argv[1:])])
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"command": command, "window": str(window),
-                                           "environment": environment_summary("cpu"), "rows": rows},
-                                          indent=1, default=str))
+    write_rows(args.output, "tests/benchmarks/background_kl.py", argv, window, rows)
     return rows
+
+
+def write_rows(output: Path | None, script: str, argv: list[str] | None, window, rows: list[dict]) -> None:
+    """Write ``rows`` with the command that made them, the window and the environment to ``output``
+    (nothing when None)."""
+    from adbench.environment import environment_summary
+
+    if output is None:
+        return
+    command = " ".join([script, *(argv if argv is not None else sys.argv[1:])])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"command": command, "window": str(window),
+                                  "environment": environment_summary("cpu"), "rows": rows}, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -49,12 +49,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from background_kl import add_flow_arguments, background_error, flow_settings, generated_sr_background
+from background_kl import add_flow_arguments, background_error, flow_settings, generated_sr_background, write_rows
 
 BACKGROUNDS = ("flow", "generator-x", "flow-sr", "generator")
 
@@ -170,7 +169,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from adbench.arguments import make_windows, parse_windows
     from adbench.data.cards import load_dataset
-    from adbench.environment import environment_summary
     from adbench.errors import ConfigError
     from adbench.methods.presets import load_preset
     from adbench.methods.ranode import Ranode
@@ -242,12 +240,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "seconds": round(time.perf_counter() - started, 1)}
                 print(json.dumps(row, default=str), flush=True)
                 rows.append(row)
-    if args.output is not None:
-        command = " ".join(["tests/benchmarks/ranode_background.py", *(argv if argv is not None else sys.argv[1:])])
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"command": command, "window": str(window),
-                                           "environment": environment_summary("cpu"), "rows": rows},
-                                          indent=1, default=str))
+    write_rows(args.output, "tests/benchmarks/ranode_background.py", argv, window, rows)
     return rows
 
 
