@@ -60,6 +60,12 @@ class LogitScaler:
         u = (u - self.margin) / (1.0 - 2.0 * self.margin)
         return (np.clip(u, 0.0, 1.0) * self.span_ + self.min_).astype(np.float32)
 
+    def scaled_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d,), (d,): the lowest and highest value ``transform`` can give each feature (inputs are
+        clipped to the fitted range, so the fitted minimum and maximum land exactly there)."""
+        edge = np.log(self.margin) - np.log1p(-self.margin)  # logit(margin) = -logit(1 - margin)
+        return (edge - self.mean_) / self.std_, (-edge - self.mean_) / self.std_
+
     def state_dict(self) -> dict[str, list[float] | float]:
         return {
             "kind": "logit",

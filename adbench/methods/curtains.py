@@ -136,7 +136,7 @@ class Curtains4F4(_FlowMethod):
 
         base = self.base_
         if getattr(self, "frozen_base_", None) is None:
-            module = build_flow(base.n_features_, base.config).to(torch.device(self.device))
+            module = build_flow(base.n_features_, base.config, base.spline_bound_).to(torch.device(self.device))
             module.load_state_dict(base.states_[0])
             module.eval()
             module.requires_grad_(False)

@@ -39,6 +39,8 @@ MASS_CONTEXTS = ("mass", "log-mass")
 DEFAULT_BINS = 8
 #: zuko's spline range [-5, 5] (identity outside). Never change it: it is left out of the task hash at this value.
 DEFAULT_SPLINE_BOUND = 5.0
+#: ``spline_bound`` that covers every value the fitted feature scaler can give (set at fit).
+COVER = "cover"
 CHECKPOINT_KIND = "flow"
 
 
@@ -61,6 +63,8 @@ class FlowConfig:
         bins: spline bins per feature (``nsf`` only).
         spline_bound: the splines transform [-bound, bound] of each scaled feature and are the
             identity outside (``nsf`` only): events beyond get the base Gaussian's tail as density.
+            ``"cover"``: the bound is set at fit to the largest value the fitted ``LogitScaler``
+            can give any feature, so that no event, training or test, falls outside the splines.
         mass_context: the mass coordinate the context standardises: ``mass`` (m itself) or
             ``log-mass`` (ln m), in which a falling spectrum's masses are spread more evenly and the
             features' trends with mass are closer to straight.
@@ -74,7 +78,7 @@ class FlowConfig:
     kind: str = field(default="maf", metadata=ADDED_LATER)
     bins: int = field(default=DEFAULT_BINS, metadata=ADDED_LATER)
     mass_context: str = field(default="mass", metadata=ADDED_LATER)
-    spline_bound: float = field(default=DEFAULT_SPLINE_BOUND, metadata=ADDED_LATER)
+    spline_bound: float | str = field(default=DEFAULT_SPLINE_BOUND, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -88,9 +92,11 @@ class FlowConfig:
             raise ConfigError(f"flow kind 'nsf' needs backend = \"zuko\" (got {self.backend!r})")
         if self.transforms < 1 or self.hidden < 1 or self.hidden_layers < 1 or self.bins < 2:
             raise ConfigError(f"flow sizes must be positive (bins >= 2): {self}")
-        if (isinstance(self.spline_bound, bool) or not isinstance(self.spline_bound, (int, float))
+        if self.spline_bound != COVER and (
+                isinstance(self.spline_bound, bool) or not isinstance(self.spline_bound, (int, float))
                 or not 0 < self.spline_bound < float("inf")):
-            raise ConfigError(f"flow spline_bound must be a positive number, got {self.spline_bound!r}")
+            raise ConfigError(f"flow spline_bound must be a positive number or \"{COVER}\", "
+                              f"got {self.spline_bound!r}")
         if self.kind == "maf" and self.spline_bound != DEFAULT_SPLINE_BOUND:
             raise ConfigError(f"flow spline_bound = {self.spline_bound} only applies to kind = \"nsf\"")
         if self.kind == "maf" and self.bins != DEFAULT_BINS:
@@ -139,9 +145,11 @@ def check_backend(backend: str) -> None:
         )
 
 
-def build_flow(features: int, config: FlowConfig):
+def build_flow(features: int, config: FlowConfig, spline_bound: float | None = None):
     """The torch module of a conditional flow with 1 context feature (the mass).
 
+    ``spline_bound``: the spline range to build with, in place of ``config.spline_bound`` (which
+    must then be a number); a fitted ``ConditionalFlow`` passes its resolved ``spline_bound_``.
     Returns a ``torch.nn.Module``; use ``flow_log_prob`` and ``flow_sample`` on it, which hide the
     backends' different calling conventions.
     """
@@ -150,13 +158,17 @@ def build_flow(features: int, config: FlowConfig):
         import zuko
 
         hidden = [config.hidden] * config.hidden_layers
-        if config.kind == "nsf" and config.spline_bound != DEFAULT_SPLINE_BOUND:
+        bound = config.spline_bound if spline_bound is None else spline_bound
+        if bound == COVER:
+            raise MethodFailure(f"spline_bound = \"{COVER}\" is set from a fitted feature scaler: "
+                                "build the flow through ConditionalFlow.fit")
+        if config.kind == "nsf" and bound != DEFAULT_SPLINE_BOUND:
             from zuko.transforms import MonotonicRQSTransform
 
             # zuko's NSF with another spline range: its MAF with the same spline transform and shapes
             return zuko.flows.MAF(features=features, context=1, transforms=config.transforms,
                                   hidden_features=hidden,
-                                  univariate=functools.partial(MonotonicRQSTransform, bound=config.spline_bound),
+                                  univariate=functools.partial(MonotonicRQSTransform, bound=bound),
                                   shapes=[(config.bins,), (config.bins,), (config.bins - 1,)])
         if config.kind == "nsf":
             return zuko.flows.NSF(features=features, context=1, bins=config.bins,
@@ -243,6 +255,7 @@ class ConditionalFlow:
             raise MethodFailure(f"flow mass_context = \"log-mass\" needs positive masses; got {m[used].min():g} TeV")
         self.n_features_ = x.shape[1]
         self.scaler_ = scaler if scaler is not None else LogitScaler().fit(x[used])
+        self.spline_bound_ = self._resolved_spline_bound()
         coordinate = self._mass_coordinate(m[used])
         self.m_shift_ = float(coordinate.mean())
         self.m_scale_ = float(coordinate.std()) if coordinate.std() > 0 else 1.0
@@ -259,7 +272,7 @@ class ConditionalFlow:
             return -flow_log_prob(module, backend, zb, cb).mean()
 
         trained = train_module(
-            lambda: build_flow(self.n_features_, self.config),
+            lambda: build_flow(self.n_features_, self.config, self.spline_bound_),
             tensors(train_index),
             tensors(val_index),
             loss,
@@ -272,6 +285,17 @@ class ConditionalFlow:
         )
         self.module_, self.states_, self.record_ = trained.module, trained.states, trained.record
         return self
+
+    def _resolved_spline_bound(self) -> float:
+        """``config.spline_bound`` as a number: with ``"cover"``, the largest |value| the fitted scaler
+        can give (rounded up to a tenth), so every event lies inside the splines."""
+        if self.config.spline_bound != COVER:
+            return float(self.config.spline_bound)
+        if not hasattr(self.scaler_, "scaled_range"):
+            raise MethodFailure(f"spline_bound = \"{COVER}\" needs a scaler with a bounded range "
+                                f"(LogitScaler), got {type(self.scaler_).__name__}")
+        low, high = self.scaler_.scaled_range()
+        return float(np.ceil(10.0 * max(np.abs(low).max(), np.abs(high).max()) + 1e-6) / 10.0)
 
     def _mean_log_prob(self, module, z, c) -> float:
         """Mean log-density over (z, c) in eval mode, in chunks."""
@@ -366,6 +390,7 @@ class ConditionalFlow:
             "kind": self.config.kind,
             "transforms": self.config.transforms,
             "hidden": self.config.hidden,
+            **({"spline_bound": self.spline_bound_} if self.config.kind == "nsf" else {}),
             **self.record_.summary(),
             "kept_val_losses": list(self.record_.kept_val_losses),
         }
@@ -378,6 +403,7 @@ class ConditionalFlow:
             "seed": self.seed,
             "n_features": self.n_features_,
             "scaler": self.scaler_.state_dict(),
+            "spline_bound": self.spline_bound_,
             "m_shift": self.m_shift_,
             "m_scale": self.m_scale_,
             "record": asdict(self.record_),
@@ -393,10 +419,11 @@ class ConditionalFlow:
         flow = cls(FlowConfig(**meta["config"]), TrainConfig(**meta["train"]), device=device, seed=meta["seed"])
         flow.n_features_ = int(meta["n_features"])
         flow.scaler_ = LogitScaler.from_state_dict(meta["scaler"])
+        flow.spline_bound_ = float(meta.get("spline_bound", flow.config.spline_bound))
         flow.m_shift_, flow.m_scale_ = float(meta["m_shift"]), float(meta["m_scale"])
         flow.record_ = TrainingRecord(**meta["record"])
         flow.states_ = states
-        flow.module_ = build_flow(flow.n_features_, flow.config).to(torch.device(device))
+        flow.module_ = build_flow(flow.n_features_, flow.config, flow.spline_bound_).to(torch.device(device))
         flow.module_.load_state_dict(states[0])
         return flow
 

@@ -124,10 +124,18 @@ def add_flow_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
                         help="the background flow's hidden units")
     parser.add_argument(f"--{prefix}mass-context", dest="background_mass_context", choices=("mass", "log-mass"),
                         default=None, help="the background flow's mass context (FlowConfig.mass_context)")
-    parser.add_argument(f"--{prefix}spline-bound", dest="background_spline_bound", type=float, default=None,
-                        help="the spline flow's range [-bound, bound] of the scaled features (FlowConfig.spline_bound)")
+    parser.add_argument(f"--{prefix}spline-bound", dest="background_spline_bound", type=spline_bound, default=None,
+                        help="the spline flow's range [-bound, bound] of the scaled features, or 'cover': all "
+                             "the scaler can give (FlowConfig.spline_bound)")
     parser.add_argument(f"--{prefix}sideband-width", dest="background_sideband_width", type=float, default=None,
                         help="train the background flow on the events within this many TeV of the SR only")
+
+
+def spline_bound(text: str) -> float | str:
+    """``--spline-bound``'s value: a number or ``cover``."""
+    from adbench.models.flows import COVER
+
+    return text if text == COVER else float(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -352,3 +352,31 @@ def test_a_wider_spline_bound_transforms_values_the_default_leaves_to_the_gaussi
                   dict(kind="nsf", spline_bound="wide"), dict(spline_bound=10.0)):
         with pytest.raises(ConfigError, match="spline_bound"):
             FlowConfig(**given)
+
+
+def test_a_covering_spline_bound_is_set_from_the_fitted_scaler_and_kept_in_the_checkpoint(tmp_path):
+    """``spline_bound = "cover"``: at fit the bound becomes the largest |value| the fitted scaler can
+    give (rounded up to a tenth), so every event, even one far outside the training range (clipped by
+    the scaler), lies inside the splines; the flow is built, saved and reloaded with that bound."""
+    from adbench.settings import hashed_settings
+
+    x, m = correlated_2d(1000)
+    flow = ConditionalFlow(FlowConfig(kind="nsf", bins=4, spline_bound="cover", **TINY),
+                           TrainConfig(epochs=1, keep_best=1), seed=0).fit(x, m)
+    reach = np.abs(flow.scaler_.transform(np.vstack([x, 10.0 * x, -10.0 * x]))).max()
+    low, high = flow.scaler_.scaled_range()
+    print(f"bound {flow.spline_bound_}, largest scaled value {reach:.4f}, scaler range {low} .. {high}")
+    assert reach == pytest.approx(max(np.abs(low).max(), np.abs(high).max()), abs=1e-4)
+    assert reach <= flow.spline_bound_ <= reach + 0.1 + 1e-6
+    assert flow.spline_bound_ > flows.DEFAULT_SPLINE_BOUND  # the skewed feature b reaches beyond 5
+    bounds = {t.univariate.keywords["bound"] for t in flow.module_.transform.transforms}
+    assert bounds == {flow.spline_bound_} and flow.info()["spline_bound"] == flow.spline_bound_
+    flow.save(tmp_path / "flow")
+    loaded = ConditionalFlow.load(tmp_path / "flow")
+    assert loaded.spline_bound_ == flow.spline_bound_
+    np.testing.assert_allclose(loaded.log_prob(x[:50], m[:50]), flow.log_prob(x[:50], m[:50]), rtol=0, atol=1e-5)
+    assert hashed_settings(FlowConfig(kind="nsf", spline_bound="cover"))["spline_bound"] == "cover"
+    with pytest.raises(MethodFailure, match="ConditionalFlow.fit"):
+        flows.build_flow(2, FlowConfig(kind="nsf", spline_bound="cover", **TINY))
+    with pytest.raises(ConfigError, match="spline_bound"):
+        FlowConfig(spline_bound="cover")
