@@ -72,11 +72,14 @@ class WindowTask:
         return f"{self.window.name}_{self.n_sig}_{self.seed}"
 
     def may_repeat_trainings_of(self, other: Task) -> bool:
-        """Whether this task may train what ``other`` trains (variants of one method in one share
-        group, e.g. two R-ANODE profiles' identical background flow): started after ``other``, it reads
-        that training back instead of repeating it."""
-        return (isinstance(other, WindowTask) and other.share_group == self.share_group
-                and other.spec.name == self.spec.name)
+        """Whether this task may train what ``other`` trains: methods of one family (or one method
+        without a family) in one share group, e.g. two R-ANODE profiles, or ANODE and R-ANODE, whose
+        background flows are the same training. Started after ``other``, it reads that training back
+        instead of repeating it."""
+        if not isinstance(other, WindowTask) or other.share_group != self.share_group:
+            return False
+        family = self.spec.cls.family
+        return other.spec.cls.family == family if family else other.spec.name == self.spec.name
 
 
 Task = FitTask | WindowTask

@@ -382,3 +382,31 @@ def test_a_failed_task_keeps_its_trainings_for_the_retry(tmp_path, small_dataset
     second = run_benchmark(small_dataset, cfg)
     assert second.finished == 1 and _Trains.steps == 0
     assert not (tmp_path / "resume").exists()
+
+
+def test_a_task_that_may_repeat_a_running_training_waits_while_others_can_start():
+    """With several slots, ``next_ready`` defers a window task whose method shares a family with a
+    running task on the same window, N_sig and seed (ANODE and R-ANODE train the same background
+    flow; started later, one reads the other's training back), but never leaves a slot idle."""
+    import heapq
+
+    from adbench.executors.base import next_ready
+    from adbench.planning import WindowTask
+
+    def task(name: str, index: int, seed: int = 0) -> WindowTask:
+        return WindowTask(key=f"{name}-{index}", record_key=(name, index), spec=MethodSpec.parse(name, "fast"),
+                          window=Window(), n_sig=1000, seed=seed, config_hash="h", index=index)
+
+    anode, ranode, vcr, radot = task("anode", 0), task("ranode", 1), task("vcr", 2), task("radot", 3)
+    assert ranode.may_repeat_trainings_of(anode) and anode.may_repeat_trainings_of(ranode)
+    assert not vcr.may_repeat_trainings_of(anode)
+    assert radot.may_repeat_trainings_of(task("radot", 5)) and not radot.may_repeat_trainings_of(task("radot", 6, 1))
+    assert task("sigma-context", 4).may_repeat_trainings_of(vcr)  # one family: flow matching
+
+    ready = [(t.index, t) for t in (ranode, vcr, radot)]
+    heapq.heapify(ready)
+    assert next_ready(ready, [anode]) is vcr  # ranode waits for anode's flow
+    assert next_ready(ready, [anode]) is radot
+    assert next_ready(ready, [anode]) is ranode  # nothing else left: it starts rather than idle
+    ready = [(ranode.index, ranode)]
+    assert next_ready(ready, []) is ranode
