@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "of the held-out ones (whether the SR flow's error shrinks with its training events)")
     parser.add_argument("--flow-seed-offset", type=int, default=0,
                         help="train the flow background from the method's seed plus this")
+    parser.add_argument("--save-flows", type=Path, default=None,
+                        help="save the sideband background flow (ConditionalFlow.save) into a folder of this one, "
+                             "named by N_sig and seed (background_tails.py reads it)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
@@ -238,6 +241,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
                        "seconds": round(time.perf_counter() - started, 1)}
+                if args.save_flows is not None and background == "flow" and hasattr(method.background_flow_, "save"):
+                    row["saved_to"] = str(method.background_flow_.save(args.save_flows / f"nsig{n_sig}-seed{seed}"))
                 print(json.dumps(row, default=str), flush=True)
                 rows.append(row)
     write_rows(args.output, "tests/benchmarks/ranode_background.py", argv, window, rows)
