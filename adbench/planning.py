@@ -72,14 +72,16 @@ class WindowTask:
         return f"{self.window.name}_{self.n_sig}_{self.seed}"
 
     def may_repeat_trainings_of(self, other: Task) -> bool:
-        """Whether this task may train what ``other`` trains: methods of one family (or one method
-        without a family) in one share group, e.g. two R-ANODE profiles, or ANODE and R-ANODE, whose
-        background flows are the same training. Started after ``other``, it reads that training back
-        instead of repeating it."""
+        """Whether this task may train what ``other`` trains, in one share group: variants of one
+        method (two R-ANODE profiles) or methods that declare the same shared training
+        (``BackgroundModel.shares_trainings_with``: ANODE's and R-ANODE's background flow). Started
+        after ``other``, it reads that training back instead of repeating it."""
         if not isinstance(other, WindowTask) or other.share_group != self.share_group:
             return False
-        family = self.spec.cls.family
-        return other.spec.cls.family == family if family else other.spec.name == self.spec.name
+        if other.spec.name == self.spec.name:
+            return True
+        shared = self.spec.cls.shares_trainings_with
+        return bool(shared) and other.spec.cls.shares_trainings_with == shared
 
 
 Task = FitTask | WindowTask

@@ -96,9 +96,10 @@ def drive(plan: Plan, backend: Backend, costs: CostModel, budget: Budget, sink: 
     deferral below; returns the number of window tasks not started because the time box would have
     been exceeded.
 
-    With several slots, a task that may repeat a running task's training (methods of one family on
-    one window, N_sig and seed) waits while other tasks can start, so that it reads that training back
-    instead of training it a second time (``next_ready``); no slot is left idle for it.
+    With several slots, a task that may repeat a running task's training (variants of one method, or
+    ANODE and R-ANODE, on one window, N_sig and seed) waits while other tasks can start, so that it
+    reads that training back instead of training it a second time (``next_ready``); no slot is left
+    idle for it.
 
     The first task of a run always starts (until one record is written), whatever its estimate, so
     that every chunk of a time-boxed scan makes progress; a fit is started only when the fit and its

@@ -49,6 +49,11 @@ class BackgroundModel:
     per_window: ClassVar[bool] = True
     produces: ClassVar[Literal["template", "score"]] = "template"
     needs_truth: ClassVar[bool] = False
+    #: Names a training this method shares with other methods on one window, N_sig and seed (ANODE's
+    #: and R-ANODE's background flow: the same scaler, data and settings); "" when it shares only with
+    #: its own variants. The scheduler starts such tasks one after the other so that one reads back
+    #: the other's training (``WindowTask.may_repeat_trainings_of``).
+    shares_trainings_with: ClassVar[str] = ""
     #: Other names the registry resolves to this method (e.g. "sigma" for "sigma-context").
     aliases: ClassVar[tuple[str, ...]] = ()
     #: The dataclass of this method's settings.

@@ -201,6 +201,7 @@ class Anode(_SidebandFlowMethod):
     name = "anode"
     produces = "score"
     Settings = AnodeSettings
+    shares_trainings_with = "sideband background flow on a scaler of all the data"  # R-ANODE's
 
     def check_features(self, features: Sequence[str]) -> None:
         trend_columns(self.name, self.config, features)

@@ -49,7 +49,13 @@ from adbench.data.events import Events
 from adbench.errors import ConfigError, MethodFailure
 from adbench.masses import dijet_density, fit_dijet_function
 from adbench.methods.base import Truth
-from adbench.methods.cathode import MIN_TRAIN_EVENTS, SidebandFlowSettings, _SidebandFlowMethod, likelihood_ratio
+from adbench.methods.cathode import (
+    MIN_TRAIN_EVENTS,
+    Anode,
+    SidebandFlowSettings,
+    _SidebandFlowMethod,
+    likelihood_ratio,
+)
 from adbench.methods.mass_trend import MassTrendSettings, fit_trend, trend_columns, trend_info, trended_features
 from adbench.methods.registry import register
 from adbench.models.flows import ConditionalFlow
@@ -237,6 +243,7 @@ class Ranode(_SidebandFlowMethod):
     aliases = ("r-anode",)
     produces = "score"
     Settings = RanodeSettings
+    shares_trainings_with = Anode.shares_trainings_with
     needs_zuko = True  # the signal flow
 
     def check_features(self, features: Sequence[str]) -> None:

@@ -15,8 +15,9 @@ with no task left or failed, so that the next chunk of a time-boxed scan reads t
 training again. The progress of a training is only taken over by the same training (model, data sizes
 and values, configuration, seed, device, torch version). Outside a scope (tests, the Python API) nothing is saved.
 
-A run of several variants of one method (``adbench run --methods ranode:cpu-stretch,ranode:cpu-stretch-warm``)
-repeats trainings: the variants' background flows of one window, N_sig and seed are the same flow. A
+A run of several variants of one method (``adbench run --methods ranode:cpu-stretch,ranode:cpu-stretch-warm``),
+or of ANODE and R-ANODE at one profile, repeats trainings: their background flows of one window, N_sig
+and seed are the same flow. A
 training that says what else decides its result (``train_module``'s ``share_key``) is then also kept,
 finished, in ``SHARED_DIR/<window, N_sig, seed>``, and the other tasks of that group read it back
 instead of training it, with its seconds counted as theirs; the folder goes when the group's last task
