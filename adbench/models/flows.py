@@ -419,6 +419,9 @@ class ConditionalFlow:
         flow = cls(FlowConfig(**meta["config"]), TrainConfig(**meta["train"]), device=device, seed=meta["seed"])
         flow.n_features_ = int(meta["n_features"])
         flow.scaler_ = LogitScaler.from_state_dict(meta["scaler"])
+        if "spline_bound" not in meta and flow.config.spline_bound == COVER:
+            raise ConfigError(f"{directory}: a flow with spline_bound = \"{COVER}\" but no fitted bound in its "
+                              "checkpoint; refit it")
         flow.spline_bound_ = float(meta.get("spline_bound", flow.config.spline_bound))
         flow.m_shift_, flow.m_scale_ = float(meta["m_shift"]), float(meta["m_scale"])
         flow.record_ = TrainingRecord(**meta["record"])

@@ -8,8 +8,9 @@ like signal. For each flow saved by ``background_kl.py`` or ``ranode_background.
 (a folder ``nsig<N>-seed<S>``, trained on that split) this runs CATHODE's window protocol on
 ``synthetic`` with it (template masses by ``cathode:PROFILE``'s sampler, four template events per SR
 data event, the profile's classifier, the test set's metrics) and prints one JSON line: per feature the
-share of SR data, template and test signal beyond +-5 scaled, the test AUC, max SIC and fidelity AUC,
-and the share of the 0.1% highest-scored test background that lies in those tails::
+share of SR data, template and test signal beyond +-5 scaled (the default bound, a fixed line whatever
+the flow's own bound, so that flows are compared on the same events), the test AUC, max SIC and
+fidelity AUC, and the share of the 0.1% highest-scored test background that lies in those tails::
 
     .venv/bin/python tests/benchmarks/cathode_template_tails.py DIR/nsig1000-seed1 DIR2/nsig1000-seed1 \\
         --output reports/cathode-template-tails-cpu.json
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from background_kl import write_rows
 
-TAIL = 5.0  # zuko's default spline bound: where the default spline flow stops transforming
+TAIL = 5.0  # zuko's default spline bound (where the default spline flow stops transforming), for every flow
 
 
 def tail_shares(scaled: np.ndarray, features: list[str]) -> dict[str, float]:

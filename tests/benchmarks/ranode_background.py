@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="train the flow background from the method's seed plus this")
     parser.add_argument("--save-flows", type=Path, default=None,
                         help="save the sideband background flow (ConditionalFlow.save) into a folder of this one, "
-                             "named by N_sig and seed (background_tails.py reads it)")
+                             "named by N_sig and seed, replacing one there (background_tails.py reads it)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
@@ -195,9 +195,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.w_warmup_epochs is not None:
         settings = {**settings, "w_warmup_epochs": args.w_warmup_epochs}
     try:  # the settings are refused before the data are split, not when the first method is built
-        build_settings(Ranode.Settings, settings, f"ranode:{args.profile} settings")
+        ranode_settings = build_settings(Ranode.Settings, settings, f"ranode:{args.profile} settings")
     except ConfigError as error:
         raise SystemExit(f"ranode:{args.profile} with these options: {error}") from None
+    if args.save_flows is not None and (ranode_settings.mass_trend or ranode_settings.background_flows > 1
+                                        or "flow" not in args.backgrounds.split(",")):
+        # a saved flow is read as a density of the raw features (background_tails.py, cathode_template_tails.py)
+        raise SystemExit(f"--save-flows saves one sideband flow of the raw features: ranode:{args.profile} has "
+                         f"mass_trend {list(ranode_settings.mass_trend)}, {ranode_settings.background_flows} "
+                         f"background flows and --backgrounds {args.backgrounds}")
     rows = []
     for n_sig in (int(v) for v in args.n_sig.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
@@ -241,7 +247,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "test_auc": round(roc_auc(test.label, score), 4),
                        "max_sic": round(sensitivity(test.label, score)["max_sic"], 3),
                        "seconds": round(time.perf_counter() - started, 1)}
-                if args.save_flows is not None and background == "flow" and hasattr(method.background_flow_, "save"):
+                if args.save_flows is not None and background == "flow":
                     row["saved_to"] = str(method.background_flow_.save(args.save_flows / f"nsig{n_sig}-seed{seed}"))
                 print(json.dumps(row, default=str), flush=True)
                 rows.append(row)
