@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -375,6 +377,12 @@ def test_a_covering_spline_bound_is_set_from_the_fitted_scaler_and_kept_in_the_c
     loaded = ConditionalFlow.load(tmp_path / "flow")
     assert loaded.spline_bound_ == flow.spline_bound_
     np.testing.assert_allclose(loaded.log_prob(x[:50], m[:50]), flow.log_prob(x[:50], m[:50]), rtol=0, atol=1e-5)
+    meta_file = tmp_path / "flow" / "flow.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["spline_bound"]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="no fitted bound"):
+        ConditionalFlow.load(tmp_path / "flow")
     assert hashed_settings(FlowConfig(kind="nsf", spline_bound="cover"))["spline_bound"] == "cover"
     with pytest.raises(MethodFailure, match="ConditionalFlow.fit"):
         flows.build_flow(2, FlowConfig(kind="nsf", spline_bound="cover", **TINY))
