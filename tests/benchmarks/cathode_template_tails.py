@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         features = list(test.features)
         row = {
             "flow": str(folder), "seed": seed, "n_sig": n_sig, "profile": args.profile,
-            "kind": flow.config.kind, "spline_bound": flow.spline_bound_, "epochs": flow.record_.epochs_run,
+            "kind": flow.config.kind, "spline_bound": flow.spline_bound_ if flow.config.kind == "nsf" else None,
+            "epochs": flow.record_.epochs_run,
             "beyond_5_sr_data": tail_shares(flow.scaler_.transform(sr_data.x), features),
             "beyond_5_template": tail_shares(flow.scaler_.transform(template), features),
             "beyond_5_test_signal": tail_shares(flow.scaler_.transform(test.x[~background]), features),
