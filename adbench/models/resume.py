@@ -17,11 +17,10 @@ and values, configuration, seed, device, torch version). Outside a scope (tests,
 
 A run of several variants of one method (``adbench run --methods ranode:cpu-stretch,ranode:cpu-stretch-warm``),
 or of ANODE and R-ANODE at one profile, repeats trainings: their background flows of one window, N_sig
-and seed are the same flow. A
-training that says what else decides its result (``train_module``'s ``share_key``) is then also kept,
-finished, in ``SHARED_DIR/<window, N_sig, seed>``, and the other tasks of that group read it back
-instead of training it, with its seconds counted as theirs; the folder goes when the group's last task
-has its record (a failed task keeps it for the next run).
+and seed are the same flow. A training that says what else decides its result (``train_module``'s
+``share_key``) is then also kept, finished, in ``SHARED_DIR/<window, N_sig, seed>``, and the other
+tasks of that group read it back instead of training it, with its seconds counted as theirs; the
+folder goes when the group's last task has its record (a failed task keeps it for the next run).
 """
 
 from __future__ import annotations
