@@ -22,7 +22,7 @@ rows give the same numbers), so variants of the flow can be compared quickly, e.
 
 The flow is the one of ``--method``'s profile (``ranode``, ``anode`` and ``cathode`` train the same
 one; profiles with a mass trend model other features and are refused). ``--epochs``, ``--kind``,
-``--transforms``, ``--hidden``, ``--mass-context``, ``--spline-bound`` and ``--sideband-width`` change it;
+``--transforms``, ``--hidden``, ``--bins``, ``--mass-context``, ``--spline-bound`` and ``--sideband-width`` change it;
 ``--flow-seed-offset K`` trains it from the seed + K; ``--sr-events N`` trains it instead on N
 background events drawn from the generator inside the SR: a flow that needs no interpolation, the floor
 the sideband flow is measured against. ``--fill-sr`` adds to the sidebands as many generated SR
@@ -100,11 +100,11 @@ def generated_sr_background(model, window, n: int, features, seed: int):
 
 def flow_settings(settings: dict, args: argparse.Namespace) -> dict:
     """The profile's settings with the background flow's options of ``args`` applied (those that are
-    not None): ``background_epochs``, ``background_{kind,transforms,hidden,mass_context,spline_bound}`` and
+    not None): ``background_epochs``, ``background_{kind,transforms,hidden,bins,mass_context,spline_bound}`` and
     ``background_sideband_width``."""
     if args.background_epochs is not None:
         settings = {**settings, "train": {**settings["train"], "epochs": args.background_epochs}}
-    for key in ("kind", "transforms", "hidden", "mass_context", "spline_bound"):
+    for key in ("kind", "transforms", "hidden", "bins", "mass_context", "spline_bound"):
         if getattr(args, f"background_{key}") is not None:
             settings = {**settings, "flow": {**settings["flow"], key: getattr(args, f"background_{key}")}}
     if args.background_sideband_width is not None:
@@ -122,6 +122,8 @@ def add_flow_arguments(parser: argparse.ArgumentParser, prefix: str) -> None:
                         help="the background flow's transforms")
     parser.add_argument(f"--{prefix}hidden", dest="background_hidden", type=int, default=None,
                         help="the background flow's hidden units")
+    parser.add_argument(f"--{prefix}bins", dest="background_bins", type=int, default=None,
+                        help="the spline flow's bins per feature (FlowConfig.bins)")
     parser.add_argument(f"--{prefix}mass-context", dest="background_mass_context", choices=("mass", "log-mass"),
                         default=None, help="the background flow's mass context (FlowConfig.mass_context)")
     parser.add_argument(f"--{prefix}spline-bound", dest="background_spline_bound", type=spline_bound, default=None,
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "sideband_width": getattr(config, "sideband_width", None),
                    "flow_seed_offset": args.flow_seed_offset,
                    **{key: getattr(config.flow, key)
-                      for key in ("kind", "transforms", "hidden", "mass_context", "spline_bound")},
+                      for key in ("kind", "transforms", "hidden", "bins", "mass_context", "spline_bound")},
                    **background_error(flow.log_prob, test, window),
                    "flow": flow.info(), "seconds": round(time.perf_counter() - started, 1)}
             if args.save_flows is not None:

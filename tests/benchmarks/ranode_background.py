@@ -18,7 +18,8 @@ a biased w can be told apart, per (N_sig, seed), with the signal model and its t
 
 ``--background-epochs`` trains the ``flow`` background longer than the profile does, and
 ``--background-kind nsf`` makes it a spline flow (``FlowConfig.kind``) instead of the affine MAF;
-``--background-transforms`` and ``--background-hidden`` change its size (``flow`` and ``flow-sr``).
+``--background-transforms``, ``--background-hidden`` and ``--background-bins`` change its size (``flow`` and
+``flow-sr``).
 ``--signal-splits K`` ensembles K signal fits on different train/validation splits (``signal_splits``,
 the authors' 20); split 0 is the single fit, so each row also gives every split's own w.
 ``--signal-split-selection likelihood`` ensembles only the splits whose held-out likelihood ratio is
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "background_kind": (settings["flow"].get("kind", "maf") if background.startswith("flow")
                                            else "exact"),
                        **({key: settings["flow"][key]
-                           for key in ("transforms", "hidden", "mass_context", "spline_bound")
+                           for key in ("transforms", "hidden", "bins", "mass_context", "spline_bound")
                            if key in settings["flow"]}
                           if background.startswith("flow") else {}),
                        **({"sideband_width": settings["sideband_width"], "sideband_events": info["sideband_events"]}
