@@ -9,6 +9,7 @@ for), ``adbench.tasks`` (running one task), ``adbench.executors`` (where: this p
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
 from adbench.models.resume import RESUME_DIR, discard, shared_directory, task_directory
-from adbench.planning import Plan, Task, WindowTask, make_plan
+from adbench.planning import Plan, Task, WindowTask, make_plan, may_share_trainings
 from adbench.results import Record, ResultStore
 from adbench.runconfig import (
     DEFAULT_TEMPLATE_SIZE,
@@ -98,7 +99,8 @@ def run_benchmark(
     _warn_overlong(plan, costs, executor.max_time)
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
                           dataset.source_digest, resume_dir=resume_dir,
-                          share_trainings=len({spec.name for spec in config.methods}) < len(config.methods))
+                          share_trainings=any(may_share_trainings(a, b)
+                                              for a, b in itertools.combinations(config.methods, 2)))
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)

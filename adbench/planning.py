@@ -76,12 +76,18 @@ class WindowTask:
         method (two R-ANODE profiles) or methods that declare the same shared training
         (``BackgroundModel.shares_trainings_with``: ANODE's and R-ANODE's background flow). Started
         after ``other``, it reads that training back instead of repeating it."""
-        if not isinstance(other, WindowTask) or other.share_group != self.share_group:
-            return False
-        if other.spec.name == self.spec.name:
-            return True
-        shared = self.spec.cls.shares_trainings_with
-        return bool(shared) and other.spec.cls.shares_trainings_with == shared
+        return (isinstance(other, WindowTask) and other.share_group == self.share_group
+                and may_share_trainings(self.spec, other.spec))
+
+
+def may_share_trainings(a: MethodSpec, b: MethodSpec) -> bool:
+    """Whether tasks of ``a`` and ``b`` of one window, N_sig and seed may train the same thing:
+    variants of one method, or methods that declare the same shared training
+    (``BackgroundModel.shares_trainings_with``)."""
+    if a.name == b.name:
+        return True
+    shared = a.cls.shares_trainings_with
+    return bool(shared) and b.cls.shares_trainings_with == shared
 
 
 Task = FitTask | WindowTask

@@ -99,9 +99,10 @@ class TaskContext:
         dataset_digest: ``Dataset.source_digest`` seen by the client (the same check, on the files).
         resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
             one folder per task, removed once the task has its record; empty: nothing is saved.
-        share_trainings: the run holds variants of one method (two profiles of R-ANODE, say), whose
-            window tasks may repeat one another's trainings: each finished shareable training is kept
-            for the other tasks of its window, N_sig and seed (``WindowTask.share_group``).
+        share_trainings: the run holds variants of one method (two profiles of R-ANODE, say) or
+            methods that declare a shared training (ANODE and R-ANODE; ``planning.may_share_trainings``),
+            whose window tasks may repeat one another's trainings: each finished shareable training is
+            kept for the other tasks of its window, N_sig and seed (``WindowTask.share_group``).
     """
 
     config: RunConfig

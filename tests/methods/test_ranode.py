@@ -609,3 +609,37 @@ def test_variants_of_one_run_train_their_common_background_flow_once(tmp_path):
     markdown = build_report(list(by.values()), tmp_path, figures=False).write_markdown(tmp_path / "r.md")
     assert "3 tasks (ranode:tiny-b, ranode:tiny-c, ranode:tiny-d) read back 4 trainings that another task" \
         in markdown.read_text()
+
+
+@pytest.mark.slow
+def test_anode_reads_back_the_background_flow_ranode_trained_in_the_same_run(tmp_path):
+    """ANODE and R-ANODE of one profile train the same sideband background flow (the same scaler,
+    data, settings and seed): run together, the later one reads it back instead of training it again,
+    and its scores are those it gets when run alone."""
+    from adbench.evaluate import ClassifierConfig
+    from adbench.harness import MethodSpec, RunConfig, run_benchmark
+    from adbench.methods.presets import Preset, merge_tables
+    from adbench.results import ResultStore
+
+    def tiny(name: str, params: dict) -> MethodSpec:
+        fast = load_preset(name, "fast")
+        return MethodSpec(name, Preset(name, "tiny", merge_tables(fast.params, params), fast.template))
+
+    background = {key: TINY[key] for key in ("flow", "train")}
+    specs = [tiny("ranode", TINY), tiny("anode", background)]
+    dataset = synthetic_dataset(20_000, 2_000, 5_000, seed=data_seed(1))
+    classifier = ClassifierConfig(n_models=1, max_iter=20)
+    together = RunConfig(methods=specs, windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path / "both",
+                         classifier=classifier)
+    assert run_benchmark(dataset, together).finished == 2
+    by = {r.method: r for r in ResultStore(tmp_path / "both").load()}
+    assert "trainings_from_other_tasks" not in by["ranode"].method_info
+    assert by["anode"].method_info["trainings_from_other_tasks"] == 1
+    assert by["anode"].method_info["background_flow"]["best_val_loss"] \
+        == by["ranode"].method_info["background_flow"]["best_val_loss"]
+    alone = RunConfig(methods=specs[1:], windows=[WINDOW], n_sigs=[500], seeds=[0], output=tmp_path / "alone",
+                      classifier=classifier)
+    assert run_benchmark(dataset, alone).finished == 1
+    (by_itself,) = ResultStore(tmp_path / "alone").load()
+    assert "trainings_from_other_tasks" not in by_itself.method_info
+    assert by_itself.curve == by["anode"].curve
