@@ -36,12 +36,14 @@ WINDOWS = [Window(3.3, 3.7), Window(3.5, 3.9)]
 DATA = (("n_background", 15_000), ("n_signal", 3_000), ("n_reference", 15_000), ("seed", data_seed(5)))
 #: sigma-context small enough to train in seconds on one thread.
 TINY_CFM = {"train": {"epochs": 2}, "network": {"width": 32}, "solver": {"steps": 2}}
-#: What differs between two runs of the same task: wall-clock times.
-VOLATILE = ("timestamp", "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s")
+#: What differs between two runs of the same task: wall-clock times, and the checkout's revision, which
+#: turns "-dirty" if a file is edited while the suite runs.
+VOLATILE = ("timestamp", "time_fit_shared_s", "time_fit_window_s", "time_sample_s", "time_classify_s",
+            "git_revision")
 
 
 def comparable(record: Record) -> str:
-    """A record without its timings, as canonical JSON (NaN compares equal to NaN)."""
+    """A record without its timings and revision, as canonical JSON (NaN compares equal to NaN)."""
     values = record.to_dict()
     for name in VOLATILE:
         values.pop(name)
