@@ -9,7 +9,6 @@ for), ``adbench.tasks`` (running one task), ``adbench.executors`` (where: this p
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ from adbench.errors import ConfigError
 from adbench.executors.base import Executor
 from adbench.executors.local import LocalExecutor
 from adbench.models.resume import RESUME_DIR, discard, shared_directory, task_directory
-from adbench.planning import Plan, Task, WindowTask, make_plan, may_share_trainings
+from adbench.planning import Plan, Task, WindowTask, make_plan
 from adbench.results import Record, ResultStore
 from adbench.runconfig import (
     DEFAULT_TEMPLATE_SIZE,
@@ -98,9 +97,7 @@ def run_benchmark(
     del records
     _warn_overlong(plan, costs, executor.max_time)
     context = TaskContext(config, dataset.name, tuple(dataset.features), dataset.sizes(), dataset.version,
-                          dataset.source_digest, resume_dir=resume_dir,
-                          share_trainings=any(may_share_trainings(a, b)
-                                              for a, b in itertools.combinations(config.methods, 2)))
+                          dataset.source_digest, resume_dir=resume_dir)
     pending = len(plan.windows)
     bar = progress(pending) if progress and pending else None
     sink = _Writer(store, summary, bar, {task.key: task for task in plan.windows}, context.resume_dir)
@@ -122,7 +119,8 @@ class _Writer:
                  resume_dir: str = "") -> None:
         self.store, self.summary, self.bar, self.tasks = store, summary, bar, tasks
         self.resume_dir = resume_dir
-        self.open_groups = Counter(task.share_group for task in tasks.values())
+        # the shared trainings of a group go once its last task that may read them has its record
+        self.open_groups = Counter(task.share_group for task in tasks.values() if task.shares_trainings)
         self.failed_groups: set[str] = set()
 
     def started(self, task: Task) -> None:
@@ -139,12 +137,14 @@ class _Writer:
             self.summary.finished += 1
         else:
             self.summary.failed += 1
-            self.failed_groups.add(task.share_group)
+            if task.shares_trainings:
+                self.failed_groups.add(task.share_group)
             log.warning("%s %s N_sig=%d seed=%d failed: %s", record.method, record.window, record.n_sig, record.seed,
                         record.error)
-        self.open_groups[task.share_group] -= 1
-        if not self.open_groups[task.share_group] and task.share_group not in self.failed_groups:
-            discard(shared_directory(self.resume_dir, task.share_group))  # no task of the group is left
+        if task.shares_trainings:
+            self.open_groups[task.share_group] -= 1
+            if not self.open_groups[task.share_group] and task.share_group not in self.failed_groups:
+                discard(shared_directory(self.resume_dir, task.share_group))  # no task of the group is left
         if self.bar:
             note = getattr(self.bar, "task_seconds", None)  # console.TaskLines prints the task's own time
             if note is not None:

@@ -49,6 +49,9 @@ class WindowTask:
     Attributes:
         fit: the key of the ``FitTask`` it waits for (methods trained once), else None.
         shared_from: the owner's name when the fit is another method's, else None.
+        shares_trainings: another method of the run may repeat its trainings (``may_share_trainings``):
+            it keeps its finished shareable trainings for the other tasks of its ``share_group`` and
+            reads theirs back.
     """
 
     key: str
@@ -61,6 +64,7 @@ class WindowTask:
     index: int
     fit: str | None = None
     shared_from: str | None = None
+    shares_trainings: bool = False
 
     @property
     def label(self) -> str:
@@ -136,6 +140,8 @@ def make_plan(dataset: Dataset, config: RunConfig, finished: set[tuple] = frozen
     """The pending tasks of ``config`` on ``dataset``; window tasks whose record key is in
     ``finished`` are skipped, and so is a shared fit that no pending window needs."""
     hashes = {spec: config_hash(dataset, spec, config) for spec in config.methods}
+    sharing = {spec for spec in config.methods
+               if any(may_share_trainings(spec, other) for other in config.methods if other is not spec)}
     tasks: list[Task] = []
     total = done = 0
     for seed in config.seeds:
@@ -169,7 +175,7 @@ def make_plan(dataset: Dataset, config: RunConfig, finished: set[tuple] = frozen
                     rkey = record_key(dataset, window, spec, n_sig, seed, hashed)
                     tasks.append(WindowTask(
                         "/".join(str(part) for part in rkey), rkey, spec, window, n_sig, seed, hashed, len(tasks),
-                        fit.key if fit else None, shared_from,
+                        fit.key if fit else None, shared_from, spec in sharing,
                     ))
     return Plan(tasks, total, done, hashes)
 

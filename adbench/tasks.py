@@ -99,10 +99,6 @@ class TaskContext:
         dataset_digest: ``Dataset.source_digest`` seen by the client (the same check, on the files).
         resume_dir: where each task's trainings save their progress (``adbench.models.resume``),
             one folder per task, removed once the task has its record; empty: nothing is saved.
-        share_trainings: the run holds variants of one method (two profiles of R-ANODE, say) or
-            methods that declare a shared training (ANODE and R-ANODE; ``planning.may_share_trainings``),
-            whose window tasks may repeat one another's trainings: each finished shareable training is
-            kept for the other tasks of its window, N_sig and seed (``WindowTask.share_group``).
     """
 
     config: RunConfig
@@ -112,7 +108,6 @@ class TaskContext:
     dataset_version: str = ""
     dataset_digest: str = ""
     resume_dir: str = ""
-    share_trainings: bool = False
 
 
 _lock = threading.Lock()
@@ -226,7 +221,7 @@ def window_task(
     progress_dir = task_directory(context.resume_dir, task.key)
     resumed = 0.0
     try:
-        trainings = shared_directory(context.resume_dir, task.share_group) if context.share_trainings else None
+        trainings = shared_directory(context.resume_dir, task.share_group) if task.shares_trainings else None
         with resumable(progress_dir, trainings):
             record = run_window(spec, model, window, split, config, common)
             resumed = earlier_seconds()

@@ -177,31 +177,38 @@ def test_a_new_generator_version_gives_new_task_hashes(tmp_path, small_dataset):
 
 def test_the_shared_trainings_of_a_window_n_sig_and_seed_go_once_its_last_task_has_its_record(tmp_path,
                                                                                                small_dataset):
-    """A run of two variants keeps each finished shareable training for the other tasks of its window,
-    N_sig and seed, and removes them when the last of those tasks is recorded; a failed task keeps its
-    group's trainings for the next run."""
+    """A run of methods that share a training (ANODE and R-ANODE, or two variants of one method) keeps
+    each finished shareable training for the other such tasks of its window, N_sig and seed, and removes
+    them when the last of those tasks is recorded, without waiting for the run's other methods; a failed
+    sharing task keeps its group's trainings for the next run, a failed task of another method does not."""
     from adbench.harness import _Writer
     from adbench.models.resume import shared_directory
     from adbench.planning import make_plan
     from adbench.results import Record
     from adbench.runconfig import RunSummary
 
-    cfg = config(tmp_path, ["idealized", "supervised"], seeds=(0, 1))
+    cfg = config(tmp_path, ["ranode", "anode", "idealized"], seeds=(0, 1))
     cfg.windows = [Window(3.3, 3.7), Window(3.5, 3.9)]
     plan = make_plan(small_dataset, cfg)
+    assert {t.spec.name: t.shares_trainings for t in plan.windows} == {"ranode": True, "anode": True,
+                                                                      "idealized": False}
+    def sharing(methods: list[str]) -> list[bool]:
+        return [t.shares_trainings for t in make_plan(small_dataset, config(tmp_path, methods)).windows]
+
+    assert sharing(["ranode", "ranode:cpu"]) == [True, True] and sharing(["ranode", "cathode"]) == [False, False]
     writer = _Writer(ResultStore(tmp_path), RunSummary(), None, {t.key: t for t in plan.windows}, str(tmp_path / "r"))
     groups = {t.share_group for t in plan.windows}
-    assert len(groups) == 4 and len(plan.windows) == 8
+    assert len(groups) == 4 and len(plan.windows) == 12
     for group in groups:
         (shared_directory(str(tmp_path / "r"), group) / "flow-1.pt").parent.mkdir(parents=True)
-    for index, task in enumerate(plan.windows):
-        status = "failed" if (task.window.low, task.seed, task.spec.name) == (3.5, 1, "idealized") else "ok"
+    failing = {(3.5, 1, "anode"), (3.3, 0, "idealized")}
+    for task in plan.windows:
+        status = "failed" if (task.window.low, task.seed, task.spec.name) in failing else "ok"
         writer.finished(task, Record(small_dataset.name, task.window.name, task.spec.name, task.n_sig, task.seed,
                                      task.config_hash, status=status), 1.0)
-        others = [t for t in plan.windows[index + 1:] if t.share_group == task.share_group]
-        kept = bool(others) or status == "failed" or any(
-            t.share_group == task.share_group and (t.window.low, t.seed, t.spec.name) == (3.5, 1, "idealized")
-            for t in plan.windows[:index])
+        group = [t for t in plan.windows if t.share_group == task.share_group and t.shares_trainings]
+        kept = any(t.index > task.index for t in group) or any(
+            t.index <= task.index and (t.window.low, t.seed, t.spec.name) in failing for t in group)
         assert shared_directory(str(tmp_path / "r"), task.share_group).exists() == kept, (task.label, task.window)
 
 
