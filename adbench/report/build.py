@@ -371,7 +371,8 @@ def _timing(doc: Document, ok: list[Record], datasets: list[str], figures: bool)
             f"{_count(len(reused), 'task')} ({', '.join(method_order(reused))}) read back "
             f"{_count(sum(r.method_info['trainings_from_other_tasks'] for r in reused), 'training')} that another "
             "task of the run had finished identically (the same model settings, data and seed, e.g. the background "
-            "flow of R-ANODE variants): their fit times count those trainings' seconds as if trained there."
+            "flow of R-ANODE variants, or of ANODE and R-ANODE): their fit times count those trainings' seconds "
+            "as if trained there."
         )
     for dataset in datasets if figures else []:
         if any(row.dataset == dataset for row in rows):
