@@ -98,13 +98,17 @@ def generated_sr_background(model, window, n: int, features, seed: int):
     return model.sample_background(n, rng, (window.low, window.high)).with_features(features)
 
 
+#: The ``FlowConfig`` fields the ``--{prefix}*`` options of ``add_flow_arguments`` set, and the rows record.
+FLOW_OPTIONS = ("kind", "transforms", "hidden", "bins", "mass_context", "spline_bound")
+
+
 def flow_settings(settings: dict, args: argparse.Namespace) -> dict:
     """The profile's settings with the background flow's options of ``args`` applied (those that are
-    not None): ``background_epochs``, ``background_{kind,transforms,hidden,bins,mass_context,spline_bound}`` and
+    not None): ``background_epochs``, ``background_<key>`` for each key of ``FLOW_OPTIONS`` and
     ``background_sideband_width``."""
     if args.background_epochs is not None:
         settings = {**settings, "train": {**settings["train"], "epochs": args.background_epochs}}
-    for key in ("kind", "transforms", "hidden", "bins", "mass_context", "spline_bound"):
+    for key in FLOW_OPTIONS:
         if getattr(args, f"background_{key}") is not None:
             settings = {**settings, "flow": {**settings["flow"], key: getattr(args, f"background_{key}")}}
     if args.background_sideband_width is not None:
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    "sideband_width": getattr(config, "sideband_width", None),
                    "flow_seed_offset": args.flow_seed_offset,
                    **{key: getattr(config.flow, key)
-                      for key in ("kind", "transforms", "hidden", "bins", "mass_context", "spline_bound")},
+                      for key in FLOW_OPTIONS},
                    **background_error(flow.log_prob, test, window),
                    "flow": flow.info(), "seconds": round(time.perf_counter() - started, 1)}
             if args.save_flows is not None:

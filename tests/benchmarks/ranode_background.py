@@ -54,7 +54,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from background_kl import add_flow_arguments, background_error, flow_settings, generated_sr_background, write_rows
+from background_kl import (
+    FLOW_OPTIONS,
+    add_flow_arguments,
+    background_error,
+    flow_settings,
+    generated_sr_background,
+    write_rows,
+)
 
 BACKGROUNDS = ("flow", "generator-x", "flow-sr", "generator")
 
@@ -223,8 +230,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                        "background_kind": (settings["flow"].get("kind", "maf") if background.startswith("flow")
                                            else "exact"),
                        **({key: settings["flow"][key]
-                           for key in ("transforms", "hidden", "bins", "mass_context", "spline_bound")
-                           if key in settings["flow"]}
+                           for key in FLOW_OPTIONS if key != "kind" and key in settings["flow"]}
                           if background.startswith("flow") else {}),
                        **({"sideband_width": settings["sideband_width"], "sideband_events": info["sideband_events"]}
                           if "sideband_width" in settings else {}),
