@@ -71,6 +71,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
     }, "a cpu-profile candidate: the published 256 x 4 blocks, 16 epochs of batch 1024, quantile features"),
     "cpu-e80": ("cpu", {"train": {"epochs": 80, "keep_spacing": 8}},
                 "80 epochs of the cpu profile's network (what the profile ships now)"),
+    "cpu-e160": ("cpu", {"train": {"epochs": 160, "keep_spacing": 16}},
+                 "twice the cpu profile's training (160 epochs, the kept epochs twice as far apart): how the "
+                 "templates' fidelity scales with the budget beyond the 20-minute one"),
     "cpu-k2": ("cpu", {"network": {"mass_frequencies": 2}},
                "the cpu profile with mass frequencies k = 0..1 only (for vcr: no fine mass periods to carry "
                "across the SR)"),
