@@ -30,6 +30,9 @@ class Window:
             raise ConfigError(f"signal region must have low < high, got {self.low}-{self.high} TeV")
         if self.low <= 0:
             raise ConfigError(f"signal region must lie at positive mjj, got low = {self.low} TeV")
+        if not (np.isfinite(self.anchor_offset) and self.anchor_offset >= 0):
+            # a negative offset would put SIGMA's anchors inside the SR, where the model saw the signal
+            raise ConfigError(f"anchor_offset must be >= 0 (anchors outside the SR), got {self.anchor_offset}")
 
     @property
     def name(self) -> str:
