@@ -14,6 +14,7 @@ seed for all three; their per-window cost is sampling only.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from adbench.methods.registry import register
 from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig, SolverConfig
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import SCALERS
-from adbench.settings import settings_dict
+from adbench.settings import ADDED_LATER, settings_dict
 from adbench.windows import Window, check_sideband_width
 
 PREPROCESSING = tuple(SCALERS)
@@ -49,11 +50,16 @@ class FlowMatchingSettings(MassTrendSettings):
     solver: SolverConfig = field(default_factory=SolverConfig)
     #: The feature transform: ``logit`` (the paper's) or ``quantile`` (see adbench.preprocessing).
     preprocessing: str = "logit"
+    #: SIGMA's anchors at this distance from the SR edges, as a fraction of the SR width (None: the
+    #: window's, 0.25: the published 3.2 / 3.8 TeV for 3.3-3.7). Sampling only: the fit is shared.
+    anchor_offset: float | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
+        if self.anchor_offset is not None and not (np.isfinite(self.anchor_offset) and self.anchor_offset >= 0):
+            raise ConfigError(f"anchor_offset must be >= 0 (anchors outside the SR), got {self.anchor_offset}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class _CFMMethod(BackgroundModel):
         for module in ("torch", "zuko"):
             require(module, "pip install 'adbench[torch]'")
         config = self.config
+        if self.mode == "direct" and config.anchor_offset is not None:
+            raise ConfigError(f"{self.name} samples at the SR masses: anchor_offset applies to sigma-linear and "
+                              "sigma-context only")
         if config.solver.method != "dopri5":
             require("torchdiffeq", f"pip install torchdiffeq (the {config.solver.method} ODE solver)")
         if config.selection.metric == "nll":
@@ -108,6 +117,8 @@ class _CFMMethod(BackgroundModel):
         masses = np.asarray(masses, dtype=np.float64)
         anchors, xi = None, None
         if self.mode != "direct":
+            if self.config.anchor_offset is not None:
+                window = dataclasses.replace(window, anchor_offset=self.config.anchor_offset)
             anchors = window.anchors
             low, high = model.mass_range_
             if anchors[0] < low or anchors[1] > high:

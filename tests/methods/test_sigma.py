@@ -219,6 +219,25 @@ def test_anchors_outside_the_training_range_fail(tiny_vdata):
     assert VData(settings=TINY).share_fit_from(tiny_vdata).sample(np.array([high - 0.05]), window).shape == (1, 5)
 
 
+@pytest.mark.parametrize("cls", [SigmaContext, SigmaLinear])
+def test_the_anchor_offset_setting_moves_only_the_anchors_and_shares_the_fit(tiny_vdata, cls):
+    masses = np.linspace(3.31, 3.69, 64)
+    moved = cls(settings=tiny(anchor_offset=0.0)).share_fit_from(tiny_vdata)  # the fit stays shared
+    published = cls(settings=TINY).share_fit_from(tiny_vdata)
+    # the same draws as the window's own anchors moved, and unlike the published anchors'
+    np.testing.assert_array_equal(moved.sample(masses, Window()), published.sample(masses, Window(anchor_offset=0.0)))
+    assert not np.allclose(moved.sample(masses, Window()), published.sample(masses, Window()))
+    np.testing.assert_array_equal(cls(settings=tiny(anchor_offset=0.25)).share_fit_from(tiny_vdata)
+                                  .sample(masses, Window()), published.sample(masses, Window()))
+
+
+def test_anchor_offset_is_refused_where_it_means_nothing_or_enters_the_sr():
+    with pytest.raises(ConfigError, match="anchor_offset applies to sigma-linear and sigma-context"):
+        VData(settings=tiny(anchor_offset=0.0)).check_ready()
+    with pytest.raises(ConfigError, match="anchor_offset must be >= 0"):
+        SigmaContext(settings=tiny(anchor_offset=-0.1)).config
+
+
 def test_vcr_trains_on_the_sidebands_only(tiny_split):
     window = Window()
     data = tiny_split.data
