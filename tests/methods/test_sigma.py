@@ -235,7 +235,7 @@ def test_anchor_offset_is_refused_where_it_means_nothing_or_enters_the_sr():
     with pytest.raises(ConfigError, match="anchor_offset applies to sigma-linear and sigma-context"):
         VData(settings=tiny(anchor_offset=0.0)).check_ready()
     with pytest.raises(ConfigError, match="anchor_offset must be >= 0"):
-        SigmaContext(settings=tiny(anchor_offset=-0.1)).config
+        SigmaContext(settings=tiny(anchor_offset=-0.1)).check_ready()
 
 
 def test_vcr_trains_on_the_sidebands_only(tiny_split):
