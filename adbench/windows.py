@@ -30,9 +30,7 @@ class Window:
             raise ConfigError(f"signal region must have low < high, got {self.low}-{self.high} TeV")
         if self.low <= 0:
             raise ConfigError(f"signal region must lie at positive mjj, got low = {self.low} TeV")
-        if not (np.isfinite(self.anchor_offset) and self.anchor_offset >= 0):
-            # a negative offset would put SIGMA's anchors inside the SR, where the model saw the signal
-            raise ConfigError(f"anchor_offset must be >= 0 (anchors outside the SR), got {self.anchor_offset}")
+        check_anchor_offset(self.anchor_offset)
 
     @property
     def name(self) -> str:
@@ -98,6 +96,13 @@ def check_sideband_width(width: float | None, name: str = "sideband_width", allo
             or not (np.isfinite(width) and width > 0)):
         unset = " (or unset: everything outside the SR)" if allow_none else ""
         raise ConfigError(f"{name} must be a positive width in TeV{unset}, got {width!r}")
+
+
+def check_anchor_offset(offset: float) -> None:
+    """Refuse an anchor offset (a fraction of the SR width) that is not a finite number >= 0: a
+    negative one would put SIGMA's anchors inside the SR, where the model saw the signal."""
+    if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not (np.isfinite(offset) and offset >= 0):
+        raise ConfigError(f"anchor_offset must be a number >= 0 (anchors outside the SR), got {offset!r}")
 
 
 def scan_windows(start: float, stop: float, width: float, step: float | None = None) -> list[Window]:

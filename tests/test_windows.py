@@ -45,6 +45,6 @@ def test_bad_scan(text):
 def test_anchor_offset_moves_the_anchors_and_may_not_enter_the_sr():
     assert np.allclose(Window(anchor_offset=0.0).anchors, (3.3, 3.7))
     assert np.allclose(Window(anchor_offset=0.5).anchors, (3.1, 3.9))
-    for bad in (-0.1, float("nan")):
+    for bad in (-0.1, float("nan"), "0", True):
         with pytest.raises(ConfigError, match="anchor_offset"):
             Window(anchor_offset=bad)

@@ -31,7 +31,7 @@ from adbench.models.flow_matching.configs import NetworkConfig, SelectionConfig,
 from adbench.models.training import TrainConfig
 from adbench.preprocessing import SCALERS
 from adbench.settings import ADDED_LATER, settings_dict
-from adbench.windows import Window, check_sideband_width
+from adbench.windows import Window, check_anchor_offset, check_sideband_width
 
 PREPROCESSING = tuple(SCALERS)
 
@@ -58,8 +58,8 @@ class FlowMatchingSettings(MassTrendSettings):
         super().__post_init__()
         if self.preprocessing not in PREPROCESSING:
             raise ConfigError(f"unknown preprocessing {self.preprocessing!r}; choose one of {', '.join(PREPROCESSING)}")
-        if self.anchor_offset is not None and not (np.isfinite(self.anchor_offset) and self.anchor_offset >= 0):
-            raise ConfigError(f"anchor_offset must be >= 0 (anchors outside the SR), got {self.anchor_offset}")
+        if self.anchor_offset is not None:
+            check_anchor_offset(self.anchor_offset)
 
 
 @dataclass(frozen=True)

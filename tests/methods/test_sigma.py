@@ -234,7 +234,7 @@ def test_the_anchor_offset_setting_moves_only_the_anchors_and_shares_the_fit(tin
 def test_anchor_offset_is_refused_where_it_means_nothing_or_enters_the_sr():
     with pytest.raises(ConfigError, match="anchor_offset applies to sigma-linear and sigma-context"):
         VData(settings=tiny(anchor_offset=0.0)).check_ready()
-    with pytest.raises(ConfigError, match="anchor_offset must be >= 0"):
+    with pytest.raises(ConfigError, match="anchor_offset must be a number >= 0"):
         SigmaContext(settings=tiny(anchor_offset=-0.1)).check_ready()
 
 
