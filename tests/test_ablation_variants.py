@@ -46,6 +46,7 @@ def _assert_holds(settings: object, overrides: dict, where: str) -> None:
         else:
             assert held == (tuple(value) if isinstance(value, list) else value), f"{where}.{key}"
 
+
 def test_the_epochs_option_overrides_every_variant() -> None:
     (spec, *_) = ABLATION.specs("cpu-e160", ["sigma-context"], epochs=3)
     assert get_method_class(spec.name)(settings=spec.preset.params).config.train.epochs == 3
