@@ -19,10 +19,11 @@ import argparse
 import dataclasses
 import itertools
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
+
+from _fit_cache import cache_key, cached_fit
 
 #: Solver name -> SolverConfig keywords.
 SOLVERS = {
@@ -43,7 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--anchor-offsets", default="0.25",
                         help="comma-separated anchor offsets (fractions of the SR width) for the SIGMA methods")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=None, help="pickle of the shared fit (default: none)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="pickle of the shared fit, reused when made for the same dataset, N_sig, seed and "
+                             "settings (tests/benchmarks/_fit_cache.py; default: none)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
 
@@ -74,15 +77,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     sr = split.data.in_range(window.low, window.high)
     background = split.test_in(window).background().x
     params = load_preset("vdata", args.profile).params
-    fit_seconds = None
-    if args.cache is not None and args.cache.is_file():
-        shared = pickle.loads(args.cache.read_bytes())
-    else:
-        started = time.perf_counter()
-        shared = get_method_class("vdata")(settings=params, seed=args.seed).fit(split.data, None)
-        fit_seconds = time.perf_counter() - started
-        if args.cache is not None:
-            args.cache.write_bytes(pickle.dumps(shared))
+    unfitted = get_method_class("vdata")(settings=params, seed=args.seed)
+    started = time.perf_counter()
+    shared, fitted = cached_fit(args.cache, cache_key(dataset.name, args.n_sig, args.seed, unfitted.fit_signature()),
+                                lambda: unfitted.fit(split.data, None))
+    fit_seconds = time.perf_counter() - started if fitted else None
     masses = histogram_masses(sr.m, window, 3 * len(sr), np.random.default_rng(args.seed))
     null = auc_null(len(masses), len(background))
     rows = []

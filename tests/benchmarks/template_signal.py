@@ -10,6 +10,10 @@ error counts a template's distinct source events only (RAD-OT and CURTAINs4F4 re
 
     .venv/bin/python tests/benchmarks/template_signal.py --methods curtains4f4,cathode,sigma-context \\
         --n-sig 3000 --output reports/template-signal-cpu.json
+
+Methods that share a training in the harness (the flow-matching family at one profile, e.g.
+``sigma-context:cpu,sigma-context:cpu-near,vdata:cpu``) share it here too; ``--cache`` keeps that
+shared fit between runs (the same file as ``ablation_solver.py --cache``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 import math
 import time
 from pathlib import Path
+
+from _fit_cache import cache_key, cached_fit
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--template-size", type=float, default=4.0)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="pickle of the shared fit, reused when made for the same dataset, N_sig, seed and "
+                             "settings (tests/benchmarks/_fit_cache.py; default: none)")
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
 
@@ -67,14 +76,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(json.dumps({"sample": "SR data", "signal_like_share": round(data_share, 5), "error": round(data_error, 5),
                       "sr_signal_fraction": round(sr_data.n_signal / len(sr_data), 5)}), flush=True)
     rows = []
+    shared_fits: dict[str, object] = {}  # fit_signature -> the fitted model, shared as the harness shares it
     for text in args.methods.split(","):
         spec = MethodSpec.parse(text, args.profile)
         if spec.cls.produces != "template":
             raise SystemExit(f"{spec.name} returns scores, not a template")
         model = spec.cls(device="cpu", seed=args.seed, settings=spec.preset.params)
+        signature = None if spec.cls.per_window else model.fit_signature()
         started = time.perf_counter()
-        model.fit(split.data, window if spec.cls.per_window else None,
-                  split.truth_in(window) if spec.cls.needs_truth else None)
+        fit = "fitted"
+        if signature is None:
+            model.fit(split.data, window if spec.cls.per_window else None,
+                      split.truth_in(window) if spec.cls.needs_truth else None)
+        elif signature in shared_fits:
+            model.share_fit_from(shared_fits[signature])
+            fit = "shared"
+        else:
+            owner, fitted = cached_fit(args.cache, cache_key(dataset.name, args.n_sig, args.seed, signature),
+                                       lambda model=model: model.fit(split.data, None))
+            shared_fits[signature] = owner
+            if owner is not model:
+                model.share_fit_from(owner)
+            fit = "fitted" if fitted else "cache"
         masses = template_masses(spec, split, window, int(round(args.template_size * len(sr_data))))
         template = np.asarray(model.sample(masses.masses, window))
         seconds = time.perf_counter() - started
@@ -83,7 +106,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         share, error = binomial(signal_like.predict(template) > cut, distinct)
         row = {"method": spec.name, "profile": spec.preset.profile, "signal_like_share": round(share, 5),
                "error": round(error, 5), "above_background_sigmas": round((share - 0.01) / error, 1),
-               "template_events": len(template), "distinct_sources": distinct, "seconds": round(seconds, 1)}
+               "variant": spec.preset.variant, "template_events": len(template), "distinct_sources": distinct,
+               "fit": fit, "seconds": round(seconds, 1)}
         print(json.dumps(row), flush=True)
         rows.append(row)
     if args.output is not None:
