@@ -1,0 +1,84 @@
+"""The report's paired comparison of each variant with its published method (adbench/report/variants.py)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from adbench.report import build_report
+from adbench.report.tables import label_profiles
+from adbench.report.variants import VariantComparison, compare_variants
+from adbench.results import ResultStore, latest_records
+
+FIXTURE = Path(__file__).parent / "fixtures" / "results_schema2.jsonl"
+COLUMN = (3.3, "3.30-3.70", 1000)
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("variants")
+    shutil.copy(FIXTURE, directory / "results.jsonl")
+    return latest_records(ResultStore(directory).load())
+
+
+def with_near(raw, factors: dict[int, float], profile: str = "fast-near") -> list:
+    """The fixture plus a ``sigma-context+near`` copy of sigma-context's records, its max SIC at each
+    seed the method's times ``factors[seed]``."""
+    near = [replace(r, variant="sigma-context+near", profile=profile, max_sic=r.max_sic * factors[r.seed])
+            for r in raw if r.method == "sigma-context"]
+    return raw + near
+
+
+def compared(records) -> dict:
+    labelled = label_profiles(records)
+    registered = {label.method: r.method for r, label in zip(records, labelled, strict=True)}
+    return compare_variants(labelled, registered, "synthetic-small")
+
+
+def test_counts_seeds_higher_and_lower_and_the_ratio(raw):
+    comparison = compared(with_near(raw, {0: 2.0, 1: 1.25, 2: 0.5}))["sigma-context+near"][COLUMN]
+    assert comparison.method == "sigma-context"
+    assert (comparison.higher, comparison.lower) == (2, 1)
+    assert comparison.ratios == pytest.approx((2.0, 1.25, 0.5))
+    assert "higher at 2, lower at 1 of 3 seeds" in comparison.cell()
+    assert "ratio 1.25 (0.50-2.00)" in comparison.cell()
+
+
+def test_ties_count_in_neither_direction(raw):
+    comparison = compared(with_near(raw, {0: 1.0, 1: 1.0, 2: 3.0}))["sigma-context+near"][COLUMN]
+    assert (comparison.higher, comparison.lower) == (1, 0)
+    assert comparison.sign_test_p == 1.0
+
+
+@pytest.mark.parametrize("higher,lower,p", [(5, 0, 0.0625), (0, 5, 0.0625), (3, 0, 0.25), (4, 1, 0.375),
+                                            (3, 2, 1.0), (0, 0, 1.0), (10, 0, 2 / 1024)])
+def test_the_sign_test_is_the_exact_two_sided_binomial(higher, lower, p):
+    ratios = (2.0,) * higher + (0.5,) * lower
+    assert VariantComparison("v", "m", ratios, higher, lower).sign_test_p == pytest.approx(p)
+
+
+def test_no_pairing_when_the_method_ran_under_two_plain_profiles(raw):
+    records = with_near(raw, {0: 2.0, 1: 2.0, 2: 2.0})
+    records += [replace(r, profile="cpu") for r in raw if r.method == "sigma-context"]
+    assert "sigma-context+near" not in compared(records)
+
+
+def test_a_variant_without_its_method_is_not_compared(raw):
+    assert compared(raw) == {}  # radot-projection ran without plain radot
+
+
+def markdown(records, directory: Path) -> str:
+    return build_report(records, figures=False).write_markdown(directory / "report.md").read_text()
+
+
+def test_the_report_shows_the_table_only_when_there_is_a_pair(raw, tmp_path):
+    assert "seed by seed" not in markdown(raw, tmp_path)
+    text = markdown(with_near(raw, {0: 2.0, 1: 1.5, 2: 1.1}), tmp_path)
+    assert "| variant | against |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| sigma-context+near | sigma-context |"))
+    # the four (SR, N_sig) columns with signal (two SRs, N_sig 1000 and 2000), each the same three seeds
+    assert row.count("higher at 3, lower at 0 of 3 seeds (p 0.25); ratio 1.50 (1.10-2.00)") == 4
+    assert row.count("|") == 2 + 1 + 4
