@@ -57,13 +57,42 @@ def test_ties_count_in_neither_direction(raw):
                                             (3, 2, 1.0), (0, 0, 1.0), (10, 0, 2 / 1024)])
 def test_the_sign_test_is_the_exact_two_sided_binomial(higher, lower, p):
     ratios = (2.0,) * higher + (0.5,) * lower
-    assert VariantComparison("v", "m", ratios, higher, lower).sign_test_p == pytest.approx(p)
+    assert VariantComparison("v", "m", higher + lower, higher, lower, ratios).sign_test_p == pytest.approx(p)
 
 
-def test_no_pairing_when_the_method_ran_under_two_plain_profiles(raw):
+def test_pairs_with_the_profile_the_variant_extends(raw):
+    records = with_near(raw, {0: 2.0, 1: 2.0, 2: 2.0})  # fast-near extends fast
+    records += [replace(r, profile="cpu", max_sic=r.max_sic * 4) for r in raw if r.method == "sigma-context"]
+    comparison = compared(records)["sigma-context+near"][COLUMN]
+    assert comparison.method == "sigma-context:fast"
+    assert comparison.ratios == pytest.approx((2.0, 2.0, 2.0))
+
+
+def test_no_pair_when_the_extended_profile_did_not_run(raw):
+    assert compared(with_near(raw, {0: 2.0, 1: 2.0, 2: 2.0}, profile="cpu-near")) == {}
+
+
+def test_seeds_with_other_settings_or_another_dataset_are_left_out(raw):
+    records = with_near(raw, {0: 2.0, 1: 2.0, 2: 0.5})
+    records = [replace(r, template_size=8.0) if r.variant == "sigma-context+near" and r.seed == 2 else r
+               for r in records]
+    records += [replace(r, dataset="other", max_sic=r.max_sic * 0.1) for r in records if r.variant]
+    comparison = compared(records)["sigma-context+near"][COLUMN]
+    assert (comparison.seeds, comparison.higher, comparison.lower) == (2, 2, 0)
+
+
+def test_a_method_at_zero_counts_but_gives_no_ratio(raw):
     records = with_near(raw, {0: 2.0, 1: 2.0, 2: 2.0})
-    records += [replace(r, profile="cpu") for r in raw if r.method == "sigma-context"]
-    assert "sigma-context+near" not in compared(records)
+    records = [replace(r, max_sic=0.0) if r.method == "sigma-context" and not r.variant and r.seed == 0 else r
+               for r in records]
+    comparison = compared(records)["sigma-context+near"][COLUMN]
+    assert (comparison.seeds, comparison.higher, len(comparison.ratios)) == (3, 3, 2)
+
+
+def test_missing_seeds_of_the_method_shrink_the_count(raw):
+    records = [r for r in with_near(raw, {0: 2.0, 1: 2.0, 2: 2.0})
+               if not (r.method == "sigma-context" and not r.variant and r.seed == 1)]
+    assert compared(records)["sigma-context+near"][COLUMN].seeds == 2
 
 
 def test_a_variant_without_its_method_is_not_compared(raw):

@@ -214,12 +214,13 @@ def _variants(doc: Document, comparisons: dict[str, dict[tuple, VariantCompariso
     if not comparisons:
         return
     doc.paragraph(
-        "Each variant against its published method **seed by seed** (the same SR data, test set and "
-        "classifier; for the flow-matching family also the same shared fit): at how many seeds its max SIC is "
-        "higher and lower, the two-sided sign test on those seeds (the chance of a split at least this uneven "
-        "if neither were better; with 5 seeds it cannot go below 0.06), and the ratio of the two max SIC "
-        "values, median (lowest-highest seed). The summary above compares the medians as if the runs were "
-        "independent; paired, a consistent difference shows sooner."
+        "Each variant against its published method **seed by seed**, at the profile the variant's extends "
+        "(the same SR data, test set and classifier; for the flow-matching family also the same shared fit): "
+        "at how many seeds its max SIC is higher and lower (ties in neither), the two-sided sign test on the "
+        "untied seeds (the chance of a split at least this uneven if neither were better; with n seeds it "
+        "cannot go below 2^(1-n), 0.0625 at 5), and the ratio of the two max SIC values, median (lowest-highest "
+        "seed). The summary above compares the medians as if the runs were independent; paired, a consistent "
+        "difference shows sooner."
     )
     rows = []
     for variant, by_column in comparisons.items():

@@ -78,17 +78,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     background = split.test_in(window).background().x
     params = load_preset("vdata", args.profile).params
     unfitted = get_method_class("vdata")(settings=params, seed=args.seed)
-    started = time.perf_counter()
-    shared, fitted = cached_fit(args.cache, cache_key(dataset.name, args.n_sig, args.seed, unfitted.fit_signature()),
-                                lambda: unfitted.fit(split.data, None))
-    fit_seconds = time.perf_counter() - started if fitted else None
+    shared, fit_seconds = cached_fit(args.cache, cache_key(dataset, args.n_sig, args.seed, unfitted.fit_signature()),
+                                     lambda: unfitted.fit(split.data, None))
     masses = histogram_masses(sr.m, window, 3 * len(sr), np.random.default_rng(args.seed))
     null = auc_null(len(masses), len(background))
     rows = []
     for name in args.methods.split(","):
-        model = shared
-        if name != "vdata":
-            model = get_method_class(name)(settings=params, seed=args.seed).share_fit_from(shared)
+        # a fresh model of each method on the shared fit: a cached fit may be another method's object
+        model = get_method_class(name)(settings=params, seed=args.seed).share_fit_from(shared)
         for solver, offset in itertools.product(args.solvers.split(","), offsets[:1] if name == "vdata" else offsets):
             model.config = dataclasses.replace(model.config, solver=SolverConfig(**SOLVERS[solver]))
             anchored = dataclasses.replace(window, anchor_offset=offset)

@@ -92,12 +92,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             model.share_fit_from(shared_fits[signature])
             fit = "shared"
         else:
-            owner, fitted = cached_fit(args.cache, cache_key(dataset.name, args.n_sig, args.seed, signature),
-                                       lambda model=model: model.fit(split.data, None))
+            owner, fit_seconds = cached_fit(args.cache, cache_key(dataset, args.n_sig, args.seed, signature),
+                                            lambda model=model: model.fit(split.data, None))
             shared_fits[signature] = owner
             if owner is not model:
                 model.share_fit_from(owner)
-            fit = "fitted" if fitted else "cache"
+            fit = "cache" if fit_seconds is None else "fitted"
         masses = template_masses(spec, split, window, int(round(args.template_size * len(sr_data))))
         template = np.asarray(model.sample(masses.masses, window))
         seconds = time.perf_counter() - started
