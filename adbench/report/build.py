@@ -215,7 +215,8 @@ def _variants(doc: Document, comparisons: dict[str, dict[tuple, VariantCompariso
         return
     doc.paragraph(
         "Each variant against its published method **seed by seed**, at the profile the variant's extends "
-        "(the same SR data, test set and classifier; for the flow-matching family also the same shared fit): "
+        "(the same SR data, test set and classifier; where the variant changes only the sampling, as `+near` "
+        "does, also the same fitted model): "
         "at how many seeds its max SIC is higher and lower (ties in neither), the two-sided sign test on the "
         "untied seeds (the chance of a split at least this uneven if neither were better; with n seeds it "
         "cannot go below 2^(1-n), 0.0625 at 5), and the ratio of the two max SIC values, median (lowest-highest "
