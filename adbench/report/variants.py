@@ -1,9 +1,9 @@
 """Each variant against its published method, seed by seed.
 
 A variant (``sigma-context+near``, ``cathode+stretch``) runs on the same SR data and test set as its
-method (``+near``, which changes only the sampling, even on the same fitted model), so the sharper question is not whether
-the two medians differ by more than their errors (the summary's test, which treats them as
-independent) but at how many seeds the variant is higher. A variant's records are paired with the
+method (``+near``, which changes only the sampling, even on the same fitted model), so the sharper
+question is not whether the two medians differ by more than their errors (the summary's test, which
+treats them as independent) but at how many seeds the variant is higher. A variant's records are paired with the
 published method's at the nearest profile its own profile extends (``cpu-near`` with ``cpu``), at the
 same dataset, window, N_sig and seed, and only where both ran with the same dataset version,
 classifier and template size. Per (window, N_sig): the seeds at which the variant's max SIC is higher
