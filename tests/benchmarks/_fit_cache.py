@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "adbench benchmark fit cache 1"
+#: The ``--cache`` option's help, the same in every script that uses this module.
+CACHE_HELP = ("pickle of the fits, each reused only for the same dataset, N_sig, seed and settings "
+              "(tests/benchmarks/_fit_cache.py; default: none)")
 
 
 def cache_key(dataset: Any, n_sig: int, seed: int, signature: str | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from _fit_cache import cache_key, cached_fit
+from _fit_cache import CACHE_HELP, cache_key, cached_fit
 
 #: Solver name -> SolverConfig keywords.
 SOLVERS = {
@@ -44,9 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--anchor-offsets", default="0.25",
                         help="comma-separated anchor offsets (fractions of the SR width) for the SIGMA methods")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="pickle of the shared fit, reused when made for the same dataset, N_sig, seed and "
-                             "settings (tests/benchmarks/_fit_cache.py; default: none)")
+    parser.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
     parser.add_argument("--output", type=Path, default=None, help="JSON file for the rows")
     return parser.parse_args(argv)
 
