@@ -111,3 +111,16 @@ def test_the_report_shows_the_table_only_when_there_is_a_pair(raw, tmp_path):
     # the four (SR, N_sig) columns with signal (two SRs, N_sig 1000 and 2000), each the same three seeds
     assert row.count("higher at 3, lower at 0 of 3 seeds (p 0.25); ratio 1.50 (1.10-2.00)") == 4
     assert row.count("|") == 2 + 1 + 4
+
+
+def test_the_fraction_of_idealized_leaves_out_seeds_with_another_setting(raw):
+    """The summary's paired fractions apply the same settings check as the variants table: a seed at
+    which idealized ran with another classifier is not a fraction of it."""
+    from adbench.report.summary import paired_fractions
+
+    before = paired_fractions(raw, "synthetic-small")[("sigma-context", COLUMN)]
+    other = [replace(r, classifier={**r.classifier, "n_models": 7})
+             if r.method == "idealized" and r.seed == 1 else r for r in raw]
+    after = paired_fractions(other, "synthetic-small")[("sigma-context", COLUMN)]
+    assert len(after) == len(before) - 1
+    assert set(after) < set(before)

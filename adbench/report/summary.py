@@ -16,6 +16,7 @@ from adbench.report.tables import (
     is_reference,
     method_order,
     performance_rows,
+    same_settings,
     timing_rows,
 )
 from adbench.results import Record
@@ -119,14 +120,17 @@ def summary_table(records: list[Record], dataset: str) -> Summary:
 def paired_fractions(records: list[Record], dataset: str) -> dict[tuple[str, tuple], list[float]]:
     """Per (method, column): each seed's max SIC divided by idealized's at the same seed, window and
     N_sig (the same SR data and test set, so a seed whose signal is easy to find counts for both).
-    Seeds where either value is undefined, or idealized's is not positive, are left out."""
+    Seeds where either value is undefined, idealized's is not positive, or the two ran with another
+    dataset version, classifier or template size (``same_settings``) are left out."""
     ok = [r for r in records if r.ok and r.dataset == dataset and r.n_sig > 0]
-    idealized = {(r.window, r.n_sig, r.seed): r.metric(METRIC) for r in ok if r.method == "idealized"}
+    idealized = {(r.window, r.n_sig, r.seed): r for r in ok if r.method == "idealized"}
     out: dict[tuple[str, tuple], list[float]] = {}
     for r in sorted(ok, key=lambda r: r.seed):
-        reference = idealized.get((r.window, r.n_sig, r.seed), math.nan)
-        value = r.metric(METRIC)
-        if r.method == "idealized" or not (math.isfinite(value) and math.isfinite(reference) and reference > 0):
+        ideal = idealized.get((r.window, r.n_sig, r.seed))
+        if r.method == "idealized" or ideal is None or not same_settings(r, ideal):
+            continue
+        reference, value = ideal.metric(METRIC), r.metric(METRIC)
+        if not (math.isfinite(value) and math.isfinite(reference) and reference > 0):
             continue
         out.setdefault((r.method, (r.window_low, r.window, r.n_sig)), []).append(value / reference)
     return out

@@ -96,6 +96,14 @@ def one_configuration(records: list[Record]) -> tuple[list[Record], dict[str, in
     return kept, dict(aside)
 
 
+def same_settings(a: Record, b: Record) -> bool:
+    """Whether two records of one dataset, window, N_sig and seed may be compared value for value:
+    the same dataset version, downstream classifier and requested template size."""
+    return (a.dataset_version == b.dataset_version and a.classifier == b.classifier
+            and (a.template_size == b.template_size
+                 or (math.isnan(a.template_size) and math.isnan(b.template_size))))
+
+
 def _seconds(timestamp: str) -> float:
     """A record's timestamp (``%Y-%m-%dT%H:%M:%S%z``, local time with its offset) as seconds since the
     epoch; -inf when absent or unreadable."""

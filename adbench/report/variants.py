@@ -18,7 +18,7 @@ from functools import cache
 
 import numpy as np
 
-from adbench.report.tables import method_order
+from adbench.report.tables import method_order, same_settings
 from adbench.results import Record
 
 METRIC = "max_sic"
@@ -78,12 +78,6 @@ def _extended_profiles(method: str, profile: str) -> tuple[str, ...]:
         return ()
 
 
-def _same_settings(a: Record, b: Record) -> bool:
-    return (a.dataset_version == b.dataset_version and a.classifier == b.classifier
-            and (a.template_size == b.template_size
-                 or (math.isnan(a.template_size) and math.isnan(b.template_size))))
-
-
 def compare_variants(records: list[Record], registered: dict[str, str],
                      dataset: str) -> dict[str, dict[tuple, VariantComparison]]:
     """Per variant label (in the report's method order), per column ``(window_low, window, n_sig)``
@@ -101,7 +95,7 @@ def compare_variants(records: list[Record], registered: dict[str, str],
         name = registered.get(r.method, r.method)
         base = next((plain[key] for profile in _extended_profiles(name, r.profile)
                      if (key := (name, profile, r.window, r.n_sig, r.seed)) in plain), None)
-        if base is None or not _same_settings(r, base):
+        if base is None or not same_settings(r, base):
             continue
         mine, theirs = r.metric(METRIC), base.metric(METRIC)
         if math.isfinite(mine) and math.isfinite(theirs):
