@@ -76,7 +76,9 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
                  "templates' fidelity scales with the budget beyond the 20-minute one"),
     "cpu-a0": ("cpu", {"anchor_offset": 0.0},
                "the cpu profile with SIGMA's anchors at the SR edges (3.3 / 3.7 TeV for 3.3-3.7) instead of a "
-               "quarter of the SR width outside them (the published 3.2 / 3.8); sampling only, the fit is shared"),
+               "quarter of the SR width outside them (the published 3.2 / 3.8); sampling only, the fit is shared. "
+               "The setting of sigma's `cpu-near` profile, which `adbench run` takes; kept here so that "
+               "reports/ablation-anchors-cpu reruns by its command"),
     "cpu-k2": ("cpu", {"network": {"mass_frequencies": 2}},
                "the cpu profile with mass frequencies k = 0..1 only (for vcr: no fine mass periods to carry "
                "across the SR)"),
