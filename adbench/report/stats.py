@@ -14,7 +14,7 @@ The *total* uncertainty of one run's value adds the two in quadrature. It is con
 test set changes with the seed (its fluctuation is then in both terms). The median over n seeds is
 known better than one run: its error is ``MEDIAN_EFFICIENCY * total / sqrt(n)`` (the large-n error of
 the median of normal values; with the seeds' sample standard deviation it is about 4% below the
-exact error for three to five seeds, tests/test_report.py). One seed has no such error: how much
+exact error for three to five seeds, tests/report/test_report_tables.py). One seed has no such error: how much
 another training would move it is unknown. The statistical part shrinks less than 1 / sqrt(n) where
 the seeds' test sets come from one held-out pool; methods compared in one run share those test sets,
 so their difference is affected less than either median.

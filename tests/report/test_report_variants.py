@@ -13,7 +13,7 @@ from adbench.report.tables import label_profiles
 from adbench.report.variants import VariantComparison, compare_variants
 from adbench.results import ResultStore, latest_records
 
-FIXTURE = Path(__file__).parent / "fixtures" / "results_schema2.jsonl"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "results_schema2.jsonl"
 COLUMN = (3.3, "3.30-3.70", 1000)
 
 
