@@ -100,6 +100,43 @@ reference-gpu: $(NEEDS_VENV)
 		$(ADBENCH) report $$out || exit $$?; \
 	done
 
+# One chunk of a run on a lent device machine whose commands are cut off after 10 minutes and whose
+# files come back from $OUT only, each at most 16 MiB (docs/gpu-session.md): the carried wheels of
+# `make offline-wheels` installed where the machine's python3 lacks them, the run in DEVICE_RUN
+# continued (from its carried resume.tgz.part-* where its resume/ is not there), interrupted as by
+# Ctrl-C after DEVICE_SECONDS (finished records and saved epochs kept), and results.jsonl,
+# run-status.json, chunk.log and resume/ in 15 MB parts copied to DEVICE_OUT. Put those files into
+# DEVICE_RUN here and call again until run-status.json says "complete"; `adbench report DEVICE_RUN`
+# then writes the report on any machine.
+DEVICE_RUN ?= runs/gpu-synthetic
+DEVICE_ARGS ?= --methods sigma-context,sigma-linear,vdata,idealized --dataset synthetic --profile paper \
+	--device cuda --n-sig 1000 --seeds 0
+DEVICE_SECONDS ?= 510
+DEVICE_OUT ?= $(OUT)
+
+.PHONY: device-chunk
+device-chunk: $(NEEDS_VENV)
+	@[ -n "$(DEVICE_OUT)" ] || { echo "device-chunk: set DEVICE_OUT (or OUT) to the folder that comes back" >&2; exit 2; }; \
+	mkdir -p "$(DEVICE_RUN)" "$(DEVICE_OUT)"; \
+	export PYTHONPATH=/tmp/site:$$PWD$${PYTHONPATH:+:$$PYTHONPATH}; \
+	if [ -d .whl ] && ! $(RUN_PYTHON) -c "import zuko, ot" 2>/dev/null; then \
+		$(RUN_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+			|| exit 1; \
+	fi; \
+	if [ ! -d "$(DEVICE_RUN)/resume" ] && ls "$(DEVICE_RUN)"/resume.tgz.part-* >/dev/null 2>&1; then \
+		cat "$(DEVICE_RUN)"/resume.tgz.part-* | tar xzf - -C "$(DEVICE_RUN)" || exit 1; \
+	fi; \
+	rm -f "$(DEVICE_RUN)"/resume.tgz.part-*; \
+	timeout -s INT $(DEVICE_SECONDS) $(ADBENCH) run $(DEVICE_ARGS) --no-progress --no-report \
+		--output "$(DEVICE_RUN)" > "$(DEVICE_OUT)/chunk.log" 2>&1; \
+	status=$$?; cat "$(DEVICE_OUT)/chunk.log"; \
+	rm -f "$(DEVICE_OUT)"/resume.tgz.part-*; \
+	if [ -d "$(DEVICE_RUN)/resume" ]; then \
+		tar czf - -C "$(DEVICE_RUN)" resume | split -b 15M -d - "$(DEVICE_OUT)/resume.tgz.part-" || exit 1; \
+	fi; \
+	for f in results.jsonl run-status.json; do [ ! -f "$(DEVICE_RUN)/$$f" ] || cp "$(DEVICE_RUN)/$$f" "$(DEVICE_OUT)/"; done; \
+	case $$status in 0|124|130) ;; *) exit $$status;; esac
+
 # Wheels of the packages a GPU node's own Python lacks (OFFLINE_PACKAGES, at the versions installed
 # here) for Python OFFLINE_PYTHON_VERSION on x86-64 Linux, into .whl/ (ignored by git); see RUN_PYTHON.
 offline-wheels: $(STAMP)
