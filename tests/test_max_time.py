@@ -6,6 +6,7 @@ starts exactly one task whatever the machine's speed."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -280,6 +281,40 @@ def test_reference_gpu_target_runs_in_resuming_chunks(lhco_file, tmp_path):
     records = ResultStore(out).load()
     assert sorted(r.method for r in records) == ["idealized", "supervised"] and all(r.ok for r in records)
     assert (out / "report.md").is_file() and str(out / "report.md") in done.stdout
+
+
+def test_device_chunk_packs_what_a_fresh_machine_needs_to_go_on(lhco_file, tmp_path):
+    """`make device-chunk` on a CPU, three tasks with a 1 ms time box (one task per chunk, as in the
+    test above): the records and status come back in DEVICE_OUT, the unfinished run's resume/ folder as
+    parts that the next chunk, on a run folder holding only what came back, unpacks before it runs (a
+    progress file survives the round trip byte for byte)."""
+    venv = Path(sys.prefix)
+    run = tmp_path / "run"
+    progress = run / "resume" / "fit_x" / "01-CFM.pt"
+    progress.parent.mkdir(parents=True)
+    progress.write_bytes(expected := os.urandom(4096))
+
+    def chunk(out: Path) -> str:
+        command = ["make", "-s", "-C", str(REPO), "-o", str(venv / ".adbench-installed"), "device-chunk",
+                   f"VENV={venv}", f"DEVICE_RUN={run}", f"DEVICE_OUT={out}",
+                   f"DEVICE_ARGS=--methods idealized,idealized:paper,supervised --dataset {lhco_file} "
+                   "--device cpu --n-sig 400 --seeds 0 --max-time 1ms"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "MAKEFLAGS": ""})
+        assert done.returncode == 0, done.stderr
+        assert '"state": "time-boxed"' in (out / "run-status.json").read_text()
+        assert sorted(p.name for p in out.iterdir()) == ["chunk.log", "results.jsonl", "resume.tgz.part-00",
+                                                         "run-status.json"]
+        return (out / "chunk.log").read_text()
+
+    assert "2 of 3 tasks left" in chunk(tmp_path / "out1")
+    # a fresh machine: the run folder holds only what came back
+    shutil.rmtree(run)
+    shutil.copytree(tmp_path / "out1", run)
+    log = chunk(tmp_path / "out2")
+    assert "1 of 3 tasks left" in log and "1 already done" in log
+    assert progress.read_bytes() == expected and not list(run.glob("resume.tgz.part-*"))
+    assert len(ResultStore(tmp_path / "out2").load()) == 2
 
 
 def test_a_time_boxed_run_says_so_in_its_report_until_a_rerun_finishes_it(capsys, lhco_file, tmp_path):
