@@ -101,41 +101,55 @@ reference-gpu: $(NEEDS_VENV)
 	done
 
 # One chunk of a run on a lent device machine whose commands are cut off after 10 minutes and whose
-# files come back from $OUT only, each at most 16 MiB (docs/gpu-session.md): the carried wheels of
-# `make offline-wheels` installed where the machine's python3 lacks them, the run in DEVICE_RUN
-# continued (from its carried resume.tgz.part-* where its resume/ is not there), interrupted as by
-# Ctrl-C after DEVICE_SECONDS (finished records and saved epochs kept), and results.jsonl,
-# run-status.json, chunk.log and resume/ in 15 MB parts copied to DEVICE_OUT. Put those files into
-# DEVICE_RUN here and call again until run-status.json says "complete"; `adbench report DEVICE_RUN`
-# then writes the report on any machine.
+# files come back from $OUT only, each at most 16 MiB and 64 MiB together (docs/gpu-session.md): the
+# carried wheels of `make offline-wheels` installed where DEVICE_PYTHON lacks zuko, the run in
+# DEVICE_RUN continued (from carried resume.tgz.part-* files where there are any: they are always the
+# newest state), interrupted as by Ctrl-C after DEVICE_SECONDS (finished records and saved epochs kept;
+# killed 60 s later if it has not stopped), and results.jsonl, run-status.json, chunk.log and resume/
+# in 15 MB parts copied to DEVICE_OUT. Put those files into DEVICE_RUN here, carry DEVICE_RUN to the
+# next call, and call again until run-status.json says "complete"; `adbench report DEVICE_RUN` then
+# writes the report on any machine.
 DEVICE_RUN ?= runs/gpu-synthetic
 DEVICE_ARGS ?= --methods sigma-context,sigma-linear,vdata,idealized --dataset synthetic --profile paper \
 	--device cuda --n-sig 1000 --seeds 0
 DEVICE_SECONDS ?= 510
 DEVICE_OUT ?= $(OUT)
+# The virtual environment's python where there is one (here), else the machine's own python3 (there).
+DEVICE_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+# At most this many 15 MB parts come back (the 64 MiB of a call's files, less the records).
+DEVICE_MAX_PARTS = 4
 
 .PHONY: device-chunk
-device-chunk: $(NEEDS_VENV)
+device-chunk:
 	@[ -n "$(DEVICE_OUT)" ] || { echo "device-chunk: set DEVICE_OUT (or OUT) to the folder that comes back" >&2; exit 2; }; \
-	mkdir -p "$(DEVICE_RUN)" "$(DEVICE_OUT)"; \
-	export PYTHONPATH=/tmp/site:$$PWD$${PYTHONPATH:+:$$PYTHONPATH}; \
-	if [ -d .whl ] && ! $(RUN_PYTHON) -c "import zuko, ot" 2>/dev/null; then \
-		$(RUN_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
-			|| exit 1; \
+	mkdir -p "$(DEVICE_RUN)" "$(DEVICE_OUT)" || exit 1; \
+	export PYTHONPATH=$$PWD$${PYTHONPATH:+:$$PYTHONPATH}; \
+	if [ -d .whl ] && ! $(DEVICE_PYTHON) -c "import zuko" 2>/dev/null; then \
+		$(DEVICE_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+			--target /tmp/site .whl/*.whl || exit 1; \
+		export PYTHONPATH=/tmp/site:$$PYTHONPATH; \
 	fi; \
-	if [ ! -d "$(DEVICE_RUN)/resume" ] && ls "$(DEVICE_RUN)"/resume.tgz.part-* >/dev/null 2>&1; then \
-		cat "$(DEVICE_RUN)"/resume.tgz.part-* | tar xzf - -C "$(DEVICE_RUN)" || exit 1; \
+	if ls "$(DEVICE_RUN)"/resume.tgz.part-* >/dev/null 2>&1; then \
+		rm -rf "$(DEVICE_RUN)/resume" && cat "$(DEVICE_RUN)"/resume.tgz.part-* | tar xzf - -C "$(DEVICE_RUN)" \
+			&& rm -f "$(DEVICE_RUN)"/resume.tgz.part-* || { echo "device-chunk: cannot unpack resume.tgz.part-*" >&2; exit 1; }; \
 	fi; \
-	rm -f "$(DEVICE_RUN)"/resume.tgz.part-*; \
-	timeout -s INT $(DEVICE_SECONDS) $(ADBENCH) run $(DEVICE_ARGS) --no-progress --no-report \
-		--output "$(DEVICE_RUN)" > "$(DEVICE_OUT)/chunk.log" 2>&1; \
+	timeout --foreground -k 60 -s INT $(DEVICE_SECONDS) $(DEVICE_PYTHON) -m adbench run $(DEVICE_ARGS) \
+		--no-progress --no-report --output "$(DEVICE_RUN)" > "$(DEVICE_OUT)/chunk.log" 2>&1; \
 	status=$$?; cat "$(DEVICE_OUT)/chunk.log"; \
-	rm -f "$(DEVICE_OUT)"/resume.tgz.part-*; \
+	rm -f "$(DEVICE_OUT)"/resume.tgz.part-* "$(DEVICE_RUN)/.resume.tgz"; \
 	if [ -d "$(DEVICE_RUN)/resume" ]; then \
-		tar czf - -C "$(DEVICE_RUN)" resume | split -b 15M -d - "$(DEVICE_OUT)/resume.tgz.part-" || exit 1; \
+		tar czf "$(DEVICE_RUN)/.resume.tgz" --exclude='*.partial' -C "$(DEVICE_RUN)" resume \
+			&& split -b 15M -d "$(DEVICE_RUN)/.resume.tgz" "$(DEVICE_OUT)/resume.tgz.part-" \
+			&& rm -f "$(DEVICE_RUN)/.resume.tgz" || { echo "device-chunk: cannot pack resume/" >&2; exit 1; }; \
+		parts=$$(ls "$(DEVICE_OUT)"/resume.tgz.part-* | wc -l); \
+		if [ $$parts -gt $(DEVICE_MAX_PARTS) ]; then \
+			echo "device-chunk: resume/ packs into $$parts parts, more than the $(DEVICE_MAX_PARTS) that come back" >&2; exit 3; \
+		fi; \
 	fi; \
-	for f in results.jsonl run-status.json; do [ ! -f "$(DEVICE_RUN)/$$f" ] || cp "$(DEVICE_RUN)/$$f" "$(DEVICE_OUT)/"; done; \
-	case $$status in 0|124|130) ;; *) exit $$status;; esac
+	for f in results.jsonl run-status.json; do \
+		[ ! -f "$(DEVICE_RUN)/$$f" ] || cp "$(DEVICE_RUN)/$$f" "$(DEVICE_OUT)/" || exit 1; \
+	done; \
+	case $$status in 0|124|130|137) ;; *) exit $$status;; esac
 
 # Wheels of the packages a GPU node's own Python lacks (OFFLINE_PACKAGES, at the versions installed
 # here) for Python OFFLINE_PYTHON_VERSION on x86-64 Linux, into .whl/ (ignored by git); see RUN_PYTHON.

@@ -284,10 +284,10 @@ def test_reference_gpu_target_runs_in_resuming_chunks(lhco_file, tmp_path):
 
 
 def test_device_chunk_packs_what_a_fresh_machine_needs_to_go_on(lhco_file, tmp_path):
-    """`make device-chunk` on a CPU, three tasks with a 1 ms time box (one task per chunk, as in the
+    """`make device-chunk` on a CPU, four tasks with a 1 ms time box (one task per chunk, as in the
     test above): the records and status come back in DEVICE_OUT, the unfinished run's resume/ folder as
-    parts that the next chunk, on a run folder holding only what came back, unpacks before it runs (a
-    progress file survives the round trip byte for byte)."""
+    parts that the next chunk, on a run folder holding what came back, unpacks before it runs, over any
+    older resume/ there (a progress file survives the round trip byte for byte)."""
     venv = Path(sys.prefix)
     run = tmp_path / "run"
     progress = run / "resume" / "fit_x" / "01-CFM.pt"
@@ -297,8 +297,8 @@ def test_device_chunk_packs_what_a_fresh_machine_needs_to_go_on(lhco_file, tmp_p
     def chunk(out: Path) -> str:
         command = ["make", "-s", "-C", str(REPO), "-o", str(venv / ".adbench-installed"), "device-chunk",
                    f"VENV={venv}", f"DEVICE_RUN={run}", f"DEVICE_OUT={out}",
-                   f"DEVICE_ARGS=--methods idealized,idealized:paper,supervised --dataset {lhco_file} "
-                   "--device cpu --n-sig 400 --seeds 0 --max-time 1ms"]
+                   f"DEVICE_ARGS=--methods idealized,supervised --dataset {lhco_file} "
+                   "--device cpu --n-sig 400 --seeds 0,1 --max-time 1ms"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600,
                               env={**os.environ, "MAKEFLAGS": ""})
         assert done.returncode == 0, done.stderr
@@ -307,12 +307,14 @@ def test_device_chunk_packs_what_a_fresh_machine_needs_to_go_on(lhco_file, tmp_p
                                                          "run-status.json"]
         return (out / "chunk.log").read_text()
 
-    assert "2 of 3 tasks left" in chunk(tmp_path / "out1")
-    # a fresh machine: the run folder holds only what came back
+    assert "3 of 4 tasks left" in chunk(tmp_path / "out1")
+    # a fresh machine: the run folder holds what came back, beside a stale resume/ the parts replace
     shutil.rmtree(run)
     shutil.copytree(tmp_path / "out1", run)
+    progress.parent.mkdir(parents=True)
+    progress.write_bytes(b"an older save")
     log = chunk(tmp_path / "out2")
-    assert "1 of 3 tasks left" in log and "1 already done" in log
+    assert "2 of 4 tasks left" in log and "1 already done" in log
     assert progress.read_bytes() == expected and not list(run.glob("resume.tgz.part-*"))
     assert len(ResultStore(tmp_path / "out2").load()) == 2
 
