@@ -1,10 +1,11 @@
 """The report's summary of one dataset ("Summary: who wins"): the table of max SIC with the best method
-of each column, each method as a fraction of idealized at the same seed, and each variant against its
-published method seed by seed."""
+of each column, each method as a fraction of idealized at the same seed, each variant against its
+published method and the flow-matching family in the SIGMA paper's order, seed by seed."""
 
 from __future__ import annotations
 
 from adbench.report.document import Document
+from adbench.report.ordering import compare_ordering
 from adbench.report.summary import SCAN_WINDOWS, summary_table
 from adbench.report.variants import VariantComparison, compare_variants
 from adbench.results import Record
@@ -46,6 +47,7 @@ def summary_section(doc: Document, records: list[Record], dataset: str, several:
         )
         doc.table(["method", *header[1:-1]], summary.paired)
     _variants(doc, compare_variants(records, registered, dataset), header[1:-1], summary.columns)
+    _ordering(doc, compare_ordering(records, registered, dataset), header[1:-1], summary.columns)
 
 
 def _variants(doc: Document, comparisons: dict[str, dict[tuple, VariantComparison]], titles: list[str],
@@ -63,9 +65,28 @@ def _variants(doc: Document, comparisons: dict[str, dict[tuple, VariantCompariso
         "seed). The summary above compares the medians as if the runs were independent; paired, a consistent "
         "difference shows sooner."
     )
-    rows = []
-    for variant, by_column in comparisons.items():
-        cells = {column[1:]: comparison for column, comparison in by_column.items()}
-        method = next(iter(by_column.values())).method
-        rows.append([variant, method, *(cells[col].cell() if col in cells else "-" for col in columns)])
+    rows = [_row(by_column, columns) for by_column in comparisons.values()]
     doc.table(["variant", "against", *titles], rows)
+
+
+def _ordering(doc: Document, comparisons: dict[tuple[str, str], dict[tuple, VariantComparison]],
+              titles: list[str], columns: list[tuple[str, int]]) -> None:
+    """The flow-matching family in the SIGMA paper's order, seed by seed (nothing without a pair)."""
+    if not comparisons:
+        return
+    doc.paragraph(
+        "The SIGMA paper's order of the flow-matching family, v_data < sigma-linear < sigma-context <= v_CR, "
+        "**seed by seed**: each method that ran against its neighbour below it in that order (at the same "
+        "profile: the same SR data and test set, for v_data and the two SIGMA variants the same fitted model), "
+        "counted and tested as the variants are. Higher at most seeds with a small p: the order holds here; "
+        "a split near even: not resolved by these seeds."
+    )
+    doc.table(["method", "against (below it in the paper)", *titles],
+              [_row(by_column, columns) for by_column in comparisons.values()])
+
+
+def _row(by_column: dict[tuple, VariantComparison], columns: list[tuple[str, int]]) -> list[str]:
+    """``[label, against, one cell per (window, N_sig) column]`` of one pair's comparisons."""
+    cells = {column[1:]: comparison for column, comparison in by_column.items()}
+    first = next(iter(by_column.values()))
+    return [first.variant, first.method, *(cells[col].cell() if col in cells else "-" for col in columns)]
