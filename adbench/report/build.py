@@ -30,6 +30,7 @@ from adbench.report.tables import (
     label_profiles,
     method_order,
     one_configuration,
+    registered_names,
     timing_rows,
 )
 from adbench.results import Record
@@ -103,7 +104,7 @@ def build_report(records: list[Record], directory: Path | None = None, skipped_l
         doc.note(status.incomplete_note())
 
     doc.heading("Summary: who wins")
-    registered = {label.method: r.method for r, label in zip(raw, records, strict=True)}
+    registered = registered_names(raw, records)
     for dataset in datasets:
         summary_section(doc, records, dataset, several=len(datasets) > 1, registered=registered)
     _methods(doc, raw, records)
@@ -176,7 +177,7 @@ def _by_point(records: list[Record]) -> dict[tuple, list[Record]]:
 def _methods(doc: Document, raw: list[Record], labelled: list[Record]) -> None:
     """One row per method label: what runs under it (registered method, profile, variant)."""
     doc.heading("Methods")
-    registered = {label.method: record.method for record, label in zip(raw, labelled, strict=True)}
+    registered = registered_names(raw, labelled)
     rows = []
     for method in method_order(labelled):
         rs = [r for r in labelled if r.method == method]

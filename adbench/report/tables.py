@@ -68,6 +68,12 @@ def label_profiles(records: list[Record]) -> list[Record]:
     ]
 
 
+def registered_names(raw: list[Record], labelled: list[Record]) -> dict[str, str]:
+    """Each method label of ``labelled`` (``label_profiles(raw)``) to its registered method name
+    (``sigma-context+near`` -> ``sigma-context``)."""
+    return {label.method: record.method for record, label in zip(raw, labelled, strict=True)}
+
+
 def one_configuration(records: list[Record]) -> tuple[list[Record], dict[str, int]]:
     """Per (dataset, window, method label, N_sig), only the records of its newest configuration.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from adbench.report import write_report
-from adbench.report.tables import infer_variants, label_profiles
+from adbench.report.tables import infer_variants, label_profiles, registered_names
 from adbench.results import Record, ResultStore, latest_records
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -29,6 +29,12 @@ def load(path: Path, directory: Path) -> list[Record]:
 
 def json_records(path: Path) -> list[Record]:
     return [Record.from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+
+
+def labelled(records: list[Record]) -> tuple[list[Record], dict[str, str]]:
+    """The records labelled as the report labels them, and each label's registered method name."""
+    labels = label_profiles(records)
+    return labels, registered_names(records, labels)
 
 
 def texts_of(fig) -> list[str]:
@@ -56,6 +62,12 @@ def table_after(markdown: str, heading: str) -> list[list[str]]:
 @pytest.fixture(scope="session")
 def old(tmp_path_factory):
     return label_profiles(infer_variants(load(OLD, tmp_path_factory.mktemp("old"))))
+
+
+@pytest.fixture(scope="session")
+def raw(tmp_path_factory):
+    """The schema-2 fixture's records as stored, before labelling."""
+    return load(NEW, tmp_path_factory.mktemp("raw"))
 
 
 @pytest.fixture(scope="session")

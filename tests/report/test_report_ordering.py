@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 
 import pytest
 
 from adbench.report import build_report
 from adbench.report.ordering import compare_ordering
-from adbench.report.tables import label_profiles
-from adbench.results import ResultStore, latest_records
-from tests.report.conftest import NEW
+from tests.report.conftest import labelled
 
 COLUMN = (3.3, "3.30-3.70", 1000)
-
-
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("ordering")
-    shutil.copy(NEW, directory / "results.jsonl")
-    return latest_records(ResultStore(directory).load())
 
 
 def family(raw, factors: dict[str, dict[int, float]], profile: str = "fast") -> list:
@@ -32,9 +22,7 @@ def family(raw, factors: dict[str, dict[int, float]], profile: str = "fast") -> 
 
 
 def ordered(records) -> dict:
-    labelled = label_profiles(records)
-    registered = {label.method: r.method for r, label in zip(records, labelled, strict=True)}
-    return compare_ordering(labelled, registered, "synthetic-small")
+    return compare_ordering(*labelled(records), "synthetic-small")
 
 
 def test_neighbours_in_the_paper_order_among_those_that_ran(raw):

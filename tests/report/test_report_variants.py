@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from adbench.report import build_report
-from adbench.report.tables import label_profiles
 from adbench.report.variants import VariantComparison, compare_variants
-from adbench.results import ResultStore, latest_records
+from tests.report.conftest import labelled
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "results_schema2.jsonl"
 COLUMN = (3.3, "3.30-3.70", 1000)
-
-
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("variants")
-    shutil.copy(FIXTURE, directory / "results.jsonl")
-    return latest_records(ResultStore(directory).load())
 
 
 def with_near(raw, factors: dict[int, float], profile: str = "fast-near") -> list:
@@ -33,9 +23,7 @@ def with_near(raw, factors: dict[int, float], profile: str = "fast-near") -> lis
 
 
 def compared(records) -> dict:
-    labelled = label_profiles(records)
-    registered = {label.method: r.method for r, label in zip(records, labelled, strict=True)}
-    return compare_variants(labelled, registered, "synthetic-small")
+    return compare_variants(*labelled(records), "synthetic-small")
 
 
 def test_counts_seeds_higher_and_lower_and_the_ratio(raw):
